@@ -1,0 +1,103 @@
+// Command mover backs up a workspace directory into an OCI registry and restores
+// it (DESIGN 5). It runs as the `/mover` binary of the operator image:
+//
+//	mover backup  --source DIR --repository REG/PATH/NS/WS --tag TAG --workspace NAME --namespace NS
+//	              [--workspace-id ID] [--auth-dir DIR] [--ca-file PEM] [--insecure] [--result-file FILE]
+//	mover restore --target DIR --reference REF(:TAG|@DIGEST) [--overwrite]
+//	              [--auth-dir DIR] [--ca-file PEM] [--insecure] [--result-file FILE]
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	// The image has an empty base: no CA bundle and no time-zone database.
+	_ "time/tzdata"
+
+	_ "golang.org/x/crypto/x509roots/fallback"
+
+	"github.com/dwbackup/devworkspace-backup-operator/internal/mover"
+	"github.com/dwbackup/devworkspace-backup-operator/internal/registry"
+)
+
+const usage = `usage:
+  mover backup  --source DIR --repository REG/PATH/NS/WS --tag TAG --workspace NAME --namespace NS
+                [--workspace-id ID] [--auth-dir DIR] [--ca-file PEM] [--insecure] [--result-file FILE]
+  mover restore --target DIR --reference REF(:TAG|@DIGEST) [--overwrite]
+                [--auth-dir DIR] [--ca-file PEM] [--insecure] [--result-file FILE]
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	code := run(ctx, os.Args[1:], os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run parses args, runs the command, writes the result and returns the exit code:
+// 0 on Succeeded or Skipped, 1 on Failed, 2 on a usage error.
+func run(ctx context.Context, args []string, stderr io.Writer) int {
+	if len(args) == 0 {
+		_, _ = fmt.Fprint(stderr, usage)
+		return 2
+	}
+	fs := flag.NewFlagSet("mover "+args[0], flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { _, _ = fmt.Fprint(stderr, usage) }
+	var reg registry.Options
+	resultFile := mover.DefaultResultFile()
+	fs.StringVar(&reg.AuthDir, "auth-dir", "", "directory holding a docker config.json")
+	fs.StringVar(&reg.CAFile, "ca-file", "", "PEM file of an extra CA for the registry")
+	fs.BoolVar(&reg.Insecure, "insecure", false, "allow plain HTTP and unverified TLS")
+	fs.StringVar(&resultFile, "result-file", resultFile, "where to write the JSON result (default /dev/termination-log if it exists, else stdout)")
+
+	var runCmd func() mover.Result
+	switch args[0] {
+	case "backup":
+		var o mover.BackupOptions
+		fs.StringVar(&o.Source, "source", "", "directory to back up")
+		fs.StringVar(&o.Repository, "repository", "", "repository REG/PATH/NS/WS")
+		fs.StringVar(&o.Tag, "tag", "", "unique tag of this backup")
+		fs.StringVar(&o.Workspace, "workspace", "", "DevWorkspace name")
+		fs.StringVar(&o.Namespace, "namespace", "", "DevWorkspace namespace")
+		fs.StringVar(&o.WorkspaceID, "workspace-id", "", "DevWorkspace id")
+		runCmd = func() mover.Result {
+			o.Registry, o.Progress = reg, stderr
+			return mover.Backup(ctx, o)
+		}
+	case "restore":
+		var o mover.RestoreOptions
+		fs.StringVar(&o.Target, "target", "", "directory to restore into")
+		fs.StringVar(&o.Reference, "reference", "", "artifact REF:TAG or REF@DIGEST")
+		fs.BoolVar(&o.Overwrite, "overwrite", false, "replace the target's content")
+		runCmd = func() mover.Result {
+			o.Registry, o.Progress = reg, stderr
+			return mover.Restore(ctx, o)
+		}
+	default:
+		_, _ = fmt.Fprintf(stderr, "unknown command %q\n%s", args[0], usage)
+		return 2
+	}
+	if err := fs.Parse(args[1:]); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		_, _ = fmt.Fprintf(stderr, "unexpected arguments %q\n%s", fs.Args(), usage)
+		return 2
+	}
+	res := runCmd()
+	if err := mover.WriteResult(resultFile, res); err != nil {
+		_, _ = fmt.Fprintf(stderr, "write result: %v\n", err)
+		return 1
+	}
+	_, _ = fmt.Fprintf(stderr, "%s %s: %s\n", res.Phase, res.Reason, res.Message)
+	if !res.OK() {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,189 @@
+package mover
+
+import (
+	"archive/tar"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"github.com/klauspost/pgzip"
+)
+
+// Compression settings: fixed so that the output depends only on the input
+// (pgzip's output depends on the block size), and bounded in memory.
+const (
+	gzipLevel     = 1
+	gzipBlockSize = 1 << 20
+	gzipBlocks    = 4
+	copyBufSize   = 256 << 10
+)
+
+// OpenFunc opens a regular file of the source for reading.
+type OpenFunc func(name string) (io.ReadCloser, error)
+
+func osOpen(name string) (io.ReadCloser, error) { return os.Open(name) }
+
+// counters are read by the progress reporter while the walk runs.
+type counters struct {
+	files   atomic.Int64
+	bytes   atomic.Int64
+	skipped atomic.Int64
+}
+
+// fileID identifies an inode, to archive a second name of it as a hard link.
+type fileID struct{ dev, ino uint64 }
+
+// archiver writes the tar stream of a tree and its fingerprint in the same walk.
+type archiver struct {
+	root  string
+	tw    *tar.Writer
+	open  OpenFunc
+	links map[fileID]string // only inodes with more than one name
+	fp    *fingerprint
+	count *counters
+	buf   []byte
+}
+
+// writeArchive streams root as tar+gzip into w and returns the tree's fingerprint.
+func writeArchive(ctx context.Context, w io.Writer, root string, open OpenFunc, count *counters) (string, error) {
+	gz, err := pgzip.NewWriterLevel(w, gzipLevel)
+	if err != nil {
+		return "", err
+	}
+	if err := gz.SetConcurrency(gzipBlockSize, gzipBlocks); err != nil {
+		return "", err
+	}
+	a := &archiver{
+		root: root, tw: tar.NewWriter(gz), open: open, links: map[fileID]string{},
+		fp: newFingerprint(), count: count, buf: make([]byte, copyBufSize),
+	}
+	if err := walk(ctx, root, a.add); err != nil {
+		_ = gz.Close()
+		return "", err
+	}
+	if err := a.tw.Close(); err != nil {
+		return "", err
+	}
+	if err := gz.Close(); err != nil {
+		return "", err
+	}
+	return a.fp.sum(), nil
+}
+
+func (a *archiver) add(e entry) error {
+	a.fp.add(e)
+	hdr, ok := a.header(e)
+	if !ok {
+		a.count.skipped.Add(1)
+		return nil
+	}
+	if err := a.tw.WriteHeader(hdr); err != nil {
+		return fmt.Errorf("write tar header for %s: %w", e.path, err)
+	}
+	if hdr.Typeflag != tar.TypeDir {
+		a.count.files.Add(1)
+	}
+	if hdr.Typeflag == tar.TypeReg {
+		return a.copyFile(e)
+	}
+	return nil
+}
+
+// header describes e the same way every time: numeric owners only (no
+// uname/gname lookups), mtime in whole seconds, no atime/ctime, and Go's
+// default format choice, which is USTAR unless a long or non-ASCII name needs PAX.
+func (a *archiver) header(e entry) (*tar.Header, bool) {
+	m := e.info.Mode()
+	hdr := &tar.Header{Name: e.path, Mode: tarMode(m), ModTime: e.info.ModTime().Truncate(time.Second)}
+	st := e.stat()
+	if st != nil {
+		hdr.Uid, hdr.Gid = int(st.Uid), int(st.Gid)
+	}
+	switch {
+	case m.IsDir():
+		hdr.Typeflag, hdr.Name = tar.TypeDir, e.path+"/"
+	case m&fs.ModeSymlink != 0:
+		hdr.Typeflag, hdr.Linkname = tar.TypeSymlink, e.link
+	case m.IsRegular():
+		hdr.Typeflag, hdr.Size = tar.TypeReg, e.info.Size()
+		if st != nil && st.Nlink > 1 {
+			id := fileID{dev: uint64(st.Dev), ino: st.Ino}
+			if first, seen := a.links[id]; seen {
+				hdr.Typeflag, hdr.Linkname, hdr.Size = tar.TypeLink, first, 0
+			} else {
+				a.links[id] = e.path
+			}
+		}
+	default:
+		return nil, false
+	}
+	return hdr, true
+}
+
+func tarMode(m fs.FileMode) int64 {
+	mode := int64(m.Perm())
+	if m&fs.ModeSetuid != 0 {
+		mode |= 0o4000
+	}
+	if m&fs.ModeSetgid != 0 {
+		mode |= 0o2000
+	}
+	if m&fs.ModeSticky != 0 {
+		mode |= 0o1000
+	}
+	return mode
+}
+
+// copyFile copies exactly the size lstat reported: a file that changes size
+// while it is read would corrupt the tar stream, so that fails the backup.
+func (a *archiver) copyFile(e entry) error {
+	f, err := a.open(filepath.Join(a.root, filepath.FromSlash(e.path)))
+	if err != nil {
+		return failf(ReasonUnreadableFile, "cannot read %s: %w", e.path, unwrapPathError(err))
+	}
+	defer func() { _ = f.Close() }()
+	n, err := io.CopyBuffer(a.tw, &countingReader{r: io.LimitReader(f, e.info.Size()), n: &a.count.bytes}, a.buf)
+	switch {
+	case errors.Is(err, tar.ErrWriteTooLong):
+		return failf(ReasonUnreadableFile, "%s grew while it was read", e.path)
+	case err != nil && isReadError(err):
+		return failf(ReasonUnreadableFile, "cannot read %s: %w", e.path, unwrapPathError(err))
+	case err != nil:
+		return err
+	case n != e.info.Size():
+		return failf(ReasonUnreadableFile, "%s shrank while it was read (%d of %d bytes)", e.path, n, e.info.Size())
+	}
+	return nil
+}
+
+// readError marks an error that came from reading the source, not writing the stream.
+type readError struct{ err error }
+
+func (e readError) Error() string { return e.err.Error() }
+func (e readError) Unwrap() error { return e.err }
+
+func isReadError(err error) bool {
+	var re readError
+	return errors.As(err, &re)
+}
+
+// countingReader counts bytes read from a source file and tags its errors.
+type countingReader struct {
+	r io.Reader
+	n *atomic.Int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	if err != nil && !errors.Is(err, io.EOF) {
+		err = readError{err}
+	}
+	return n, err
+}

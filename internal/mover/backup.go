@@ -1,0 +1,232 @@
+package mover
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+
+	"github.com/dwbackup/devworkspace-backup-operator/internal/registry"
+)
+
+// BackupOptions are the flags of `mover backup`, plus test hooks.
+type BackupOptions struct {
+	Source      string
+	Repository  string
+	Tag         string
+	Workspace   string
+	Namespace   string
+	WorkspaceID string
+	Registry    registry.Options
+	// Created overrides the backup time taken from the tag.
+	Created time.Time
+	// Open opens source files; nil means os.Open. Tests count or fail reads with it.
+	Open OpenFunc
+	// Progress receives a line every ProgressInterval; nil writes nothing.
+	Progress         io.Writer
+	ProgressInterval time.Duration
+}
+
+func (o BackupOptions) validate() error {
+	for flag, v := range map[string]string{"--source": o.Source, "--repository": o.Repository, "--tag": o.Tag,
+		"--workspace": o.Workspace, "--namespace": o.Namespace} {
+		if v == "" {
+			return failf(ReasonInvalidArguments, "%s is required", flag)
+		}
+	}
+	if o.Tag == LatestTag {
+		return failf(ReasonInvalidArguments, "--tag must be unique, not %q", LatestTag)
+	}
+	return nil
+}
+
+// errUploadAborted stops the archive writer when the upload has failed.
+var errUploadAborted = errors.New("upload aborted")
+
+// Backup runs `mover backup` and returns its result; it never panics on bad input.
+func Backup(ctx context.Context, o BackupOptions) Result {
+	start := time.Now()
+	res, err := backup(ctx, o)
+	if err != nil {
+		res = failed(err)
+	}
+	res.DurationSeconds = time.Since(start).Seconds()
+	return res
+}
+
+func backup(ctx context.Context, o BackupOptions) (Result, error) {
+	if err := o.validate(); err != nil {
+		return Result{}, err
+	}
+	if skip, err := sourceMissing(o.Source); skip || err != nil {
+		return Result{Phase: PhaseSkipped, Reason: ReasonNoWorkspaceStorage,
+			Message: fmt.Sprintf("source directory %s does not exist: nothing to back up", o.Source)}, err
+	}
+	client, err := registry.New(o.Registry)
+	if err != nil {
+		return Result{}, err
+	}
+	repoName, err := client.ParseRepository(o.Repository)
+	if err != nil {
+		return Result{}, err
+	}
+	if _, err := name.NewTag(repoName.Name()+":"+o.Tag, name.StrictValidation); err != nil {
+		return Result{}, failf(ReasonInvalidArguments, "--tag %q: %w", o.Tag, err)
+	}
+	repo, err := client.Open(ctx, repoName, registry.Push)
+	if err != nil {
+		return Result{}, err
+	}
+	b := &backupRun{opts: o, repo: repo, count: &counters{}}
+	if b.opts.Open == nil {
+		b.opts.Open = osOpen
+	}
+	stop := startProgress(o.Progress, o.ProgressInterval, "backup", b.count)
+	defer stop()
+	return b.run(ctx)
+}
+
+// sourceMissing reports a source that does not exist (Skipped, DESIGN 4); a
+// source that is not a directory is an error.
+func sourceMissing(src string) (bool, error) {
+	info, err := os.Stat(src)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return true, nil
+	case err != nil:
+		return false, failf(ReasonUnreadableFile, "cannot stat source: %w", err)
+	case !info.IsDir():
+		return false, failf(ReasonInvalidArguments, "source %s is not a directory", src)
+	}
+	return false, nil
+}
+
+type backupRun struct {
+	opts  BackupOptions
+	repo  *registry.Repo
+	count *counters
+}
+
+func (b *backupRun) run(ctx context.Context) (Result, error) {
+	fp, err := treeFingerprint(ctx, b.opts.Source)
+	if err != nil {
+		return Result{}, err
+	}
+	if res, ok, err := b.tagIfUnchanged(ctx, fp); ok || err != nil {
+		return res, err
+	}
+	layer, fp, err := b.uploadLayer(ctx)
+	if err != nil {
+		return Result{}, err
+	}
+	files, bytes := b.count.files.Load(), b.count.bytes.Load()
+	config, err := b.repo.PushBlob(ctx, MediaTypeEmpty, emptyConfig)
+	if err != nil {
+		return Result{}, err
+	}
+	created := b.opts.Created
+	if created.IsZero() {
+		created = createdTime(b.opts.Tag, time.Now())
+	}
+	manifest, err := buildManifest(layer, config, artifactMeta{workspace: b.opts.Workspace, namespace: b.opts.Namespace,
+		workspaceID: b.opts.WorkspaceID, created: created, files: files, bytes: bytes, fingerprint: fp})
+	if err != nil {
+		return Result{}, err
+	}
+	digest, err := b.publish(ctx, manifest)
+	if err != nil {
+		return Result{}, err
+	}
+	return Result{Phase: PhaseSucceeded, Reason: ReasonCompleted,
+		Message:   fmt.Sprintf("backed up %d files (%d bytes, %d skipped) into %d bytes", files, bytes, b.count.skipped.Load(), layer.Size),
+		Reference: b.repo.Reference(b.opts.Tag), Digest: digest, SizeBytes: layer.Size, Bytes: bytes, Files: files}, nil
+}
+
+// publish puts the manifest under the unique tag, then moves latest, but only
+// while the run has not been cancelled: a SIGTERM never moves latest.
+func (b *backupRun) publish(ctx context.Context, manifest []byte) (string, error) {
+	digest, err := b.repo.PutManifest(ctx, b.opts.Tag, registry.MediaTypeOCIManifest, manifest)
+	if err != nil {
+		return "", err
+	}
+	if err := ctx.Err(); err != nil {
+		return "", fmt.Errorf("stopped before moving %s: %w", LatestTag, err)
+	}
+	if _, err := b.repo.PutManifest(ctx, LatestTag, registry.MediaTypeOCIManifest, manifest); err != nil {
+		return "", err
+	}
+	return digest.String(), nil
+}
+
+// treeFingerprint walks the tree with lstat only.
+func treeFingerprint(ctx context.Context, root string) (string, error) {
+	f := newFingerprint()
+	err := walk(ctx, root, func(e entry) error {
+		f.add(e)
+		return nil
+	})
+	return f.sum(), err
+}
+
+// tagIfUnchanged puts latest's exact manifest under the new tag when its tree
+// fingerprint equals ours: no file is read and no blob is uploaded.
+func (b *backupRun) tagIfUnchanged(ctx context.Context, fp string) (Result, bool, error) {
+	latest, err := b.repo.GetManifest(ctx, LatestTag)
+	if registry.ReasonOf(err) == registry.ReasonNotFound {
+		return Result{}, false, nil
+	}
+	if err != nil {
+		return Result{}, false, err
+	}
+	m, err := parseManifest(latest.Bytes)
+	if err != nil || m.ArtifactType != ArtifactType || m.Annotations[AnnotationTreeFingerprint] != fp {
+		return Result{}, false, nil //nolint:nilerr // an unreadable latest just means a full backup
+	}
+	layer, err := backupLayer(m)
+	if err != nil {
+		return Result{}, false, nil //nolint:nilerr // same as above
+	}
+	if _, err := b.repo.PutManifest(ctx, b.opts.Tag, latest.MediaType, latest.Bytes); err != nil {
+		return Result{}, false, err
+	}
+	files, _ := strconv.ParseInt(m.Annotations[AnnotationFiles], 10, 64)
+	bytes, _ := strconv.ParseInt(m.Annotations[AnnotationBytes], 10, 64)
+	return Result{Phase: PhaseSucceeded, Reason: ReasonUnchanged, Unchanged: true,
+		Message:   fmt.Sprintf("tree unchanged since %s: tagged the same artifact, read no file", m.Annotations[AnnotationCreated]),
+		Reference: b.repo.Reference(b.opts.Tag), Digest: latest.Digest.String(), SizeBytes: layer.Size,
+		Bytes: bytes, Files: files}, true, nil
+}
+
+// uploadLayer streams walk -> tar -> gzip -> registry in one pass. The archive
+// is written in a goroutine into a pipe whose reader is the upload body.
+func (b *backupRun) uploadLayer(ctx context.Context) (registry.Descriptor, string, error) {
+	pr, pw := io.Pipe()
+	type archived struct {
+		fp  string
+		err error
+	}
+	done := make(chan archived, 1)
+	go func() {
+		fp, err := writeArchive(ctx, pw, b.opts.Source, b.opts.Open, b.count)
+		_ = pw.CloseWithError(err)
+		done <- archived{fp, err}
+	}()
+	layer, upErr := b.repo.PushBlobStream(ctx, MediaTypeLayerGzip, pr)
+	_ = pr.CloseWithError(errUploadAborted)
+	a := <-done
+	switch {
+	case a.err != nil && !errors.Is(a.err, errUploadAborted) && !errors.Is(a.err, io.ErrClosedPipe):
+		return layer, "", a.err
+	case upErr != nil:
+		return layer, "", upErr
+	case a.err != nil:
+		return layer, "", a.err
+	}
+	return layer, a.fp, nil
+}

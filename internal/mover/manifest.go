@@ -1,0 +1,125 @@
+package mover
+
+import (
+	"encoding/json"
+	"strconv"
+	"time"
+
+	"github.com/dwbackup/devworkspace-backup-operator/internal/registry"
+)
+
+// The artifact format shared with DevWorkspace Operator (DESIGN 5).
+const (
+	ArtifactType        = "application/vnd.devworkspace.backup.artifact.v1+json"
+	MediaTypeEmpty      = "application/vnd.oci.empty.v1+json"
+	MediaTypeLayerGzip  = "application/vnd.oci.image.layer.v1.tar+gzip"
+	LayerTitle          = "devworkspace-backup.tar.gz"
+	AnnotationTitle     = "org.opencontainers.image.title"
+	AnnotationCreatedOC = "org.opencontainers.image.created"
+	// DWO's own annotations.
+	AnnotationWorkspaceName      = "devworkspace.name"
+	AnnotationWorkspaceNamespace = "devworkspace.namespace"
+	// Ours.
+	AnnotationPrefix          = "backup.dwbackup.io/"
+	AnnotationWorkspaceID     = AnnotationPrefix + "workspace-id"
+	AnnotationCreated         = AnnotationPrefix + "created"
+	AnnotationFiles           = AnnotationPrefix + "files"
+	AnnotationBytes           = AnnotationPrefix + "bytes"
+	AnnotationTreeFingerprint = AnnotationPrefix + "tree-fingerprint"
+	// LatestTag is moved to the newest successful backup.
+	LatestTag = "latest"
+	// TagTimeLayout is the UTC time at the start of every backup tag.
+	TagTimeLayout = "20060102T150405Z"
+)
+
+// emptyConfig is the OCI empty descriptor's content, `{}`.
+var emptyConfig = []byte("{}")
+
+type ociDescriptor struct {
+	MediaType   string            `json:"mediaType"`
+	Digest      string            `json:"digest"`
+	Size        int64             `json:"size"`
+	Data        []byte            `json:"data,omitempty"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+}
+
+type ociManifest struct {
+	SchemaVersion int               `json:"schemaVersion"`
+	MediaType     string            `json:"mediaType"`
+	ArtifactType  string            `json:"artifactType,omitempty"`
+	Config        ociDescriptor     `json:"config"`
+	Layers        []ociDescriptor   `json:"layers"`
+	Annotations   map[string]string `json:"annotations,omitempty"`
+}
+
+// artifactMeta is what the manifest says about a backup besides its layer.
+type artifactMeta struct {
+	workspace, namespace, workspaceID string
+	created                           time.Time
+	files, bytes                      int64
+	fingerprint                       string
+}
+
+// buildManifest writes the manifest by hand: go-containerregistry's mutate cannot
+// set artifactType or layer annotations. encoding/json sorts map keys, so the
+// same inputs give the same bytes.
+func buildManifest(layer, config registry.Descriptor, meta artifactMeta) ([]byte, error) {
+	created := meta.created.UTC().Format(time.RFC3339)
+	ann := map[string]string{
+		AnnotationWorkspaceName:      meta.workspace,
+		AnnotationWorkspaceNamespace: meta.namespace,
+		AnnotationCreatedOC:          created,
+		AnnotationCreated:            created,
+		AnnotationFiles:              strconv.FormatInt(meta.files, 10),
+		AnnotationBytes:              strconv.FormatInt(meta.bytes, 10),
+		AnnotationTreeFingerprint:    meta.fingerprint,
+	}
+	if meta.workspaceID != "" {
+		ann[AnnotationWorkspaceID] = meta.workspaceID
+	}
+	m := ociManifest{
+		SchemaVersion: 2,
+		MediaType:     registry.MediaTypeOCIManifest,
+		ArtifactType:  ArtifactType,
+		Config: ociDescriptor{MediaType: MediaTypeEmpty, Digest: config.Digest.String(),
+			Size: config.Size, Data: emptyConfig},
+		Layers: []ociDescriptor{{MediaType: MediaTypeLayerGzip, Digest: layer.Digest.String(), Size: layer.Size,
+			Annotations: map[string]string{AnnotationTitle: LayerTitle}}},
+		Annotations: ann,
+	}
+	return json.Marshal(m)
+}
+
+func parseManifest(data []byte) (ociManifest, error) {
+	var m ociManifest
+	if err := json.Unmarshal(data, &m); err != nil {
+		return m, failf(ReasonInvalidArtifact, "manifest is not JSON: %w", err)
+	}
+	return m, nil
+}
+
+// backupLayer finds the layer that holds the tar: the one titled
+// devworkspace-backup.tar.gz, else the only layer.
+func backupLayer(m ociManifest) (ociDescriptor, error) {
+	for _, l := range m.Layers {
+		if l.Annotations[AnnotationTitle] == LayerTitle {
+			return l, nil
+		}
+	}
+	if len(m.Layers) == 1 {
+		return m.Layers[0], nil
+	}
+	return ociDescriptor{}, failf(ReasonInvalidArtifact,
+		"artifact has %d layers and none titled %s", len(m.Layers), LayerTitle)
+}
+
+// createdTime takes the backup time from the tag (20261126T020000Z...), so the
+// same tag and tree give the same manifest; a tag without a time uses now.
+func createdTime(tag string, now time.Time) time.Time {
+	if len(tag) >= len(TagTimeLayout) {
+		if t, err := time.Parse(TagTimeLayout, tag[:len(TagTimeLayout)]); err == nil {
+			return t
+		}
+	}
+	return now
+}
