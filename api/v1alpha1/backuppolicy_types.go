@@ -17,72 +17,269 @@ limitations under the License.
 package v1alpha1
 
 import (
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 )
 
-// EDIT THIS FILE!  THIS IS SCAFFOLDING FOR YOU TO OWN!
-// NOTE: json tags are required.  Any new fields you add must have json tags for the fields to be serialized.
-
-// BackupPolicySpec defines the desired state of BackupPolicy
+// BackupPolicySpec says when the storage of which stopped workspaces is backed up, where to, and how
+// much history is kept.
 type BackupPolicySpec struct {
-	// INSERT ADDITIONAL SPEC FIELDS - desired state of cluster
-	// Important: Run "make" to regenerate code after modifying this file
-	// The following markers will use OpenAPI v3 schema to validate the value
-	// More info: https://book.kubebuilder.io/reference/markers/crd-validation.html
+	// schedule is when backups run: a 5-field cron expression ("0 2 * * *") or one of @yearly,
+	// @monthly, @weekly, @daily, @hourly, evaluated in timeZone. @every and TZ=/CRON_TZ= prefixes are
+	// not accepted: set timeZone instead.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:XValidation:rule="!self.startsWith('TZ=') && !self.startsWith('CRON_TZ=')",message="schedule must not start with TZ= or CRON_TZ=; set spec.timeZone instead"
+	// +kubebuilder:validation:XValidation:rule="!self.startsWith('@every')",message="schedule @every is not supported; use a 5-field cron expression"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^(@(yearly|monthly|weekly|daily|hourly)|[0-9A-Za-z*/,?-]+( +[0-9A-Za-z*/,?-]+){4})$')",message="schedule must be a 5-field cron expression or one of @yearly, @monthly, @weekly, @daily, @hourly"
+	Schedule string `json:"schedule"`
 
-	// foo is an example field of BackupPolicy. Edit backuppolicy_types.go to remove/update
+	// timeZone is the IANA time zone the schedule and the daily/weekly retention buckets are
+	// evaluated in, for example Europe/Prague. Default UTC.
 	// +optional
-	Foo *string `json:"foo,omitempty"`
+	// +kubebuilder:default=UTC
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:Pattern=`^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$`
+	TimeZone string `json:"timeZone,omitempty"`
+
+	// suspend stops new schedule slots from creating backups; running backups finish.
+	// +optional
+	Suspend bool `json:"suspend,omitempty"`
+
+	// startingDeadlineSeconds is how late a schedule slot may still be processed (for example after the
+	// operator was down). An older slot is skipped, never replayed. Default 3600.
+	// +optional
+	// +kubebuilder:default=3600
+	// +kubebuilder:validation:Minimum=0
+	StartingDeadlineSeconds *int64 `json:"startingDeadlineSeconds,omitempty"`
+
+	// namespaceSelector selects the Namespaces whose workspaces this policy backs up. Empty or unset
+	// selects all namespaces.
+	// +optional
+	NamespaceSelector *metav1.LabelSelector `json:"namespaceSelector,omitempty"`
+
+	// workspaceSelector selects DevWorkspaces by their labels. Empty or unset selects all.
+	// +optional
+	WorkspaceSelector *metav1.LabelSelector `json:"workspaceSelector,omitempty"`
+
+	// registry is the OCI registry the backups are pushed to.
+	// +required
+	Registry RegistrySpec `json:"registry"`
+
+	// retention says how many backups of each workspace are kept.
+	// +optional
+	// +kubebuilder:default={}
+	Retention RetentionSpec `json:"retention,omitzero"`
+
+	// maxConcurrentBackups is the most backup Jobs of this policy running at once, cluster-wide.
+	// Default 5.
+	// +optional
+	// +kubebuilder:default=5
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000
+	MaxConcurrentBackups int32 `json:"maxConcurrentBackups,omitempty"`
+
+	// allowCrossNamespaceRestore lets a WorkspaceRestore that names this policy pull an artifact of
+	// another namespace. By default an artifactReference must lie under <repository>/<its namespace>/.
+	// +optional
+	AllowCrossNamespaceRestore bool `json:"allowCrossNamespaceRestore,omitempty"`
+
+	// job holds the knobs of the mover Jobs this policy runs.
+	// +optional
+	// +kubebuilder:default={}
+	Job JobSpec `json:"job,omitzero"`
 }
 
-// BackupPolicyStatus defines the observed state of BackupPolicy.
+// RegistrySpec is where artifacts go: <repository>/<namespace>/<workspace>:<tag>.
+type RegistrySpec struct {
+	// repository is host[:port][/path] of the registry location, without a scheme, tag or digest,
+	// for example registry.example.com/backups or 127.0.0.1:5000.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=180
+	// +kubebuilder:validation:XValidation:rule="!self.contains('://')",message="repository must not contain a scheme such as https://; write host[:port][/path]"
+	// +kubebuilder:validation:XValidation:rule="!self.contains('@')",message="repository must not contain a digest"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{1,5})?(/[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*)*$')",message="repository must be host[:port][/path] with a lowercase path and no tag, for example registry.example.com/backups"
+	Repository string `json:"repository"`
+
+	// authSecretName is a kubernetes.io/dockerconfigjson Secret in the operator's namespace with the
+	// credentials to push and pull. Unset means anonymous access (or a namespace's own
+	// dwbackup-registry-auth Secret).
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`
+	AuthSecretName string `json:"authSecretName,omitempty"`
+
+	// caBundle is a ConfigMap key in the operator's namespace with extra CA certificates (PEM) that
+	// the registry's TLS certificate is verified against.
+	// +optional
+	CABundle *CABundleSource `json:"caBundle,omitempty"`
+
+	// insecure allows plain HTTP and unverified TLS. It is never chosen implicitly.
+	// +optional
+	Insecure bool `json:"insecure,omitempty"`
+}
+
+// CABundleSource names a key of a ConfigMap in the operator's namespace.
+type CABundleSource struct {
+	// configMapName is the ConfigMap holding the CA bundle.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`
+	ConfigMapName string `json:"configMapName"`
+
+	// key is the ConfigMap key with the PEM certificates. Default ca.crt.
+	// +optional
+	// +kubebuilder:default=ca.crt
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	Key string `json:"key,omitempty"`
+}
+
+// RetentionSpec says which backups of a workspace are kept; everything else is pruned.
+type RetentionSpec struct {
+	// keepLast is the number of newest successful backups kept per workspace. Default 7, minimum 1:
+	// the newest successful backup is never pruned.
+	// +optional
+	// +kubebuilder:default=7
+	// +kubebuilder:validation:Minimum=1
+	KeepLast int32 `json:"keepLast,omitempty"`
+
+	// keepDaily additionally keeps the newest successful backup of each of the last keepDaily days
+	// that have one, counted in the policy's time zone.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	KeepDaily int32 `json:"keepDaily,omitempty"`
+
+	// keepWeekly additionally keeps the newest successful backup of each of the last keepWeekly weeks
+	// that have one, counted in the policy's time zone.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	KeepWeekly int32 `json:"keepWeekly,omitempty"`
+
+	// failedHistoryLimit is the number of Failed or Skipped backups kept per workspace. Default 3.
+	// +optional
+	// +kubebuilder:default=3
+	// +kubebuilder:validation:Minimum=0
+	FailedHistoryLimit *int32 `json:"failedHistoryLimit,omitempty"`
+
+	// deleteArtifacts deletes a pruned backup's registry tag (and its manifest once nothing else
+	// refers to it). A backup deleted by a person keeps its artifact. Default true.
+	// +optional
+	// +kubebuilder:default=true
+	DeleteArtifacts *bool `json:"deleteArtifacts,omitempty"`
+}
+
+// JobSpec holds the knobs of the mover Jobs. All are optional.
+type JobSpec struct {
+	// backoffLimit is the number of retries of a failed mover pod. Default 2.
+	// +optional
+	// +kubebuilder:default=2
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=10
+	BackoffLimit *int32 `json:"backoffLimit,omitempty"`
+
+	// activeDeadlineSeconds is how long a mover Job may run before it is stopped. Default 3600.
+	// +optional
+	// +kubebuilder:default=3600
+	// +kubebuilder:validation:Minimum=1
+	ActiveDeadlineSeconds *int64 `json:"activeDeadlineSeconds,omitempty"`
+
+	// resources of the mover container. Unset means requests of 100m CPU / 64Mi memory and a 256Mi
+	// memory limit.
+	// +optional
+	Resources *corev1.ResourceRequirements `json:"resources,omitempty"`
+
+	// podSecurityContext of the mover pod. Unset means the workspaces' own context from DWO's
+	// configuration (on Kubernetes DWO's default is runAsUser 1234, runAsGroup 0, fsGroup 1234), so
+	// files are read and restored as the workspace's user. On OpenShift leave the UID to the SCC.
+	// +optional
+	PodSecurityContext *corev1.PodSecurityContext `json:"podSecurityContext,omitempty"`
+
+	// nodeSelector for mover pods. A mover that must share a node with a volume already attached is
+	// pinned to that node regardless.
+	// +optional
+	NodeSelector map[string]string `json:"nodeSelector,omitempty"`
+
+	// tolerations for mover pods.
+	// +optional
+	// +listType=atomic
+	Tolerations []corev1.Toleration `json:"tolerations,omitempty"`
+}
+
+// BackupPolicyStatus is what the operator last saw and did for a policy.
 type BackupPolicyStatus struct {
-	// INSERT ADDITIONAL STATUS FIELD - define observed state of cluster
-	// Important: Run "make" to regenerate code after modifying this file
+	// observedGeneration is the generation of the spec this status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// For Kubernetes API conventions, see:
-	// https://github.com/kubernetes/community/blob/master/contributors/devel/sig-architecture/api-conventions.md#typical-status-properties
-
-	// conditions represent the current state of the BackupPolicy resource.
-	// Each condition has a unique type and reflects the status of a specific aspect of the resource.
-	//
-	// Standard condition types include:
-	// - "Available": the resource is fully functional
-	// - "Progressing": the resource is being created or updated
-	// - "Degraded": the resource failed to reach or maintain its desired state
-	//
-	// The status of each condition is one of True, False, or Unknown.
+	// conditions: Ready (spec valid and able to run) and Stalled (cannot work until a person changes
+	// something).
 	// +listType=map
 	// +listMapKey=type
 	// +optional
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// lastScheduleTime is the last schedule slot that was processed.
+	// +optional
+	LastScheduleTime *metav1.Time `json:"lastScheduleTime,omitempty"`
+
+	// nextScheduleTime is the next schedule slot.
+	// +optional
+	NextScheduleTime *metav1.Time `json:"nextScheduleTime,omitempty"`
+
+	// lastSuccessfulBackupTime is the completion time of the newest Succeeded backup of this policy.
+	// +optional
+	LastSuccessfulBackupTime *metav1.Time `json:"lastSuccessfulBackupTime,omitempty"`
+
+	// workspaces is the number of workspaces the policy selected at the last slot.
+	// +optional
+	Workspaces int32 `json:"workspaces,omitempty"`
+
+	// skippedWorkspaces is the number of selected workspaces with no storage to back up (ephemeral or
+	// async storage).
+	// +optional
+	SkippedWorkspaces int32 `json:"skippedWorkspaces,omitempty"`
+
+	// activeBackups is the number of this policy's backups that are running.
+	// +optional
+	ActiveBackups int32 `json:"activeBackups,omitempty"`
 }
 
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
-// +kubebuilder:resource:scope=Cluster
+// +kubebuilder:resource:scope=Cluster,shortName=bp,categories=dwbackup
+// +kubebuilder:printcolumn:name="Schedule",type=string,JSONPath=`.spec.schedule`
+// +kubebuilder:printcolumn:name="Suspend",type=boolean,JSONPath=`.spec.suspend`
+// +kubebuilder:printcolumn:name="Last",type=date,JSONPath=`.status.lastScheduleTime`
+// +kubebuilder:printcolumn:name="Next",type=string,format=date-time,JSONPath=`.status.nextScheduleTime`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:validation:XValidation:rule="self.metadata.name.size() <= 63",message="metadata.name of a BackupPolicy must be at most 63 characters (it is used as a label value)"
 
-// BackupPolicy is the Schema for the backuppolicies API
+// BackupPolicy backs up the storage of stopped DevWorkspaces on a schedule into an OCI registry.
 type BackupPolicy struct {
 	metav1.TypeMeta `json:",inline"`
 
-	// metadata is a standard object metadata
+	// metadata is the standard object metadata.
 	// +optional
 	metav1.ObjectMeta `json:"metadata,omitzero"`
 
-	// spec defines the desired state of BackupPolicy
+	// spec is the policy.
 	// +required
 	Spec BackupPolicySpec `json:"spec"`
 
-	// status defines the observed state of BackupPolicy
+	// status is what the operator observed.
 	// +optional
 	Status BackupPolicyStatus `json:"status,omitzero"`
 }
 
 // +kubebuilder:object:root=true
 
-// BackupPolicyList contains a list of BackupPolicy
+// BackupPolicyList contains a list of BackupPolicy.
 type BackupPolicyList struct {
 	metav1.TypeMeta `json:",inline"`
 	metav1.ListMeta `json:"metadata,omitzero"`

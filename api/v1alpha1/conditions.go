@@ -1,0 +1,138 @@
+/*
+Copyright 2026.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+	http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+package v1alpha1
+
+// Condition types, the same on every kind. Both carry observedGeneration.
+const (
+	// ConditionReady is True only when the object is done and good: a policy that is valid and able
+	// to run, a backup that Succeeded or was Skipped, a restore that Succeeded. Otherwise False with
+	// the current reason.
+	ConditionReady = "Ready"
+	// ConditionStalled is True when the object cannot progress without a change by a person: an
+	// invalid spec or a terminal failure.
+	ConditionStalled = "Stalled"
+)
+
+// Reasons of the Ready and Stalled conditions. The mover reports the reasons marked "mover" in its
+// result; the controllers pass them through unchanged.
+const (
+	// ReasonValid: the policy is valid and able to run.
+	ReasonValid = "Valid"
+	// ReasonSuspended: the policy is valid but spec.suspend stops new slots.
+	ReasonSuspended = "Suspended"
+	// ReasonInvalidSchedule: spec.schedule does not parse.
+	ReasonInvalidSchedule = "InvalidSchedule"
+	// ReasonInvalidTimeZone: spec.timeZone is not a known IANA zone.
+	ReasonInvalidTimeZone = "InvalidTimeZone"
+	// ReasonInvalidSelector: spec.namespaceSelector or spec.workspaceSelector is not a valid selector.
+	ReasonInvalidSelector = "InvalidSelector"
+	// ReasonSecretNotFound: the registry credentials Secret is missing.
+	ReasonSecretNotFound = "SecretNotFound"
+	// ReasonInvalidSecret: the registry credentials Secret is not a kubernetes.io/dockerconfigjson
+	// Secret with a .dockerconfigjson key.
+	ReasonInvalidSecret = "InvalidSecret"
+	// ReasonCABundleNotFound: the CA ConfigMap or its key is missing.
+	ReasonCABundleNotFound = "CABundleNotFound"
+
+	// ReasonPending: the object was created and waits for its first reconcile step.
+	ReasonPending = "Pending"
+	// ReasonWaitingForConcurrencySlot: the policy's maxConcurrentBackups backups are running.
+	ReasonWaitingForConcurrencySlot = "WaitingForConcurrencySlot"
+	// ReasonWorkspaceRunning: the workspace is not stopped; a manual backup or a restore waits for it.
+	ReasonWorkspaceRunning = "WorkspaceRunning"
+	// ReasonWaitingForSafetyBackup: an overwrite restore waits for its pre-restore backup.
+	ReasonWaitingForSafetyBackup = "WaitingForSafetyBackup"
+	// ReasonJobRunning: the mover Job runs.
+	ReasonJobRunning = "JobRunning"
+	// ReasonSucceeded: the backup or restore finished successfully.
+	ReasonSucceeded = "Succeeded"
+	// ReasonPolicyNotFound: spec.policyName names no BackupPolicy.
+	ReasonPolicyNotFound = "PolicyNotFound"
+	// ReasonPolicyNotApplicable: the policy's namespaceSelector does not select this namespace, or an
+	// artifactReference lies outside this namespace's repository.
+	ReasonPolicyNotApplicable = "PolicyNotApplicable"
+	// ReasonPolicyNotReady: the policy is not valid (see its conditions).
+	ReasonPolicyNotReady = "PolicyNotReady"
+	// ReasonWorkspaceNotFound: spec.workspaceName names no DevWorkspace.
+	ReasonWorkspaceNotFound = "WorkspaceNotFound"
+	// ReasonNoWorkspaceStorage (also mover): no PVC, a PVC that is not Bound, or no directory to
+	// back up or restore into.
+	ReasonNoWorkspaceStorage = "NoWorkspaceStorage"
+	// ReasonPodCreationFailed: the mover pod could not be created (quota, admission).
+	ReasonPodCreationFailed = "PodCreationFailed"
+	// ReasonWorkspaceStarted: the workspace (or one sharing its volume) started or was deleted while
+	// the mover ran; the Job was stopped so the developer is never held up.
+	ReasonWorkspaceStarted = "WorkspaceStarted"
+	// ReasonJobFailed: the mover Job failed without a readable result.
+	ReasonJobFailed = "JobFailed"
+	// ReasonDeadlineExceeded: the mover Job ran longer than job.activeDeadlineSeconds.
+	ReasonDeadlineExceeded = "DeadlineExceeded"
+	// ReasonBackupNotFound: spec.backupName names no WorkspaceBackup.
+	ReasonBackupNotFound = "BackupNotFound"
+	// ReasonBackupNotSucceeded: spec.backupName names a backup that did not succeed.
+	ReasonBackupNotSucceeded = "BackupNotSucceeded"
+	// ReasonSafetyBackupFailed: the pre-restore backup failed, so nothing was overwritten.
+	ReasonSafetyBackupFailed = "SafetyBackupFailed"
+
+	// ReasonUnauthorized (mover): the registry refused the credentials.
+	ReasonUnauthorized = "Unauthorized"
+	// ReasonRegistryUnreachable (mover): the registry could not be reached or kept failing.
+	ReasonRegistryUnreachable = "RegistryUnreachable"
+	// ReasonUnreadableFile (mover): a file could not be read; the message names it.
+	ReasonUnreadableFile = "UnreadableFile"
+	// ReasonTargetNotEmpty (mover): a restore without overwrite found files in the target.
+	ReasonTargetNotEmpty = "TargetNotEmpty"
+	// ReasonUnsafeEntry (mover): the archive holds an entry that would write outside the target.
+	ReasonUnsafeEntry = "UnsafeEntry"
+	// ReasonDigestMismatch (mover): the pulled content does not match its digest.
+	ReasonDigestMismatch = "DigestMismatch"
+	// ReasonArtifactNotFound (mover): the reference names no artifact.
+	ReasonArtifactNotFound = "ArtifactNotFound"
+)
+
+// Labels, annotations and finalizers the operator sets.
+const (
+	// LabelPolicy on a WorkspaceBackup: the policy name.
+	LabelPolicy = "backup.dwbackup.io/policy"
+	// LabelWorkspace on a WorkspaceBackup: the DevWorkspace name.
+	LabelWorkspace = "backup.dwbackup.io/workspace"
+	// LabelWorkspaceID on a WorkspaceBackup: the DevWorkspace's devworkspaceId.
+	LabelWorkspaceID = "backup.dwbackup.io/workspace-id"
+	// LabelTrigger on a WorkspaceBackup: Scheduled, Manual or PreRestore.
+	LabelTrigger = "backup.dwbackup.io/trigger"
+	// LabelExclude set to "true" on a DevWorkspace or its Namespace opts it out of every policy.
+	LabelExclude = "backup.dwbackup.io/exclude"
+	// LabelManagedBy on Jobs, Pods and Secret copies: the operator's children carry it.
+	LabelManagedBy = "app.kubernetes.io/managed-by"
+	// ManagedByValue is the value of LabelManagedBy.
+	ManagedByValue = "devworkspace-backup-operator"
+	// AnnotationPruned marks a WorkspaceBackup that retention deleted; only those lose their artifact.
+	AnnotationPruned = "backup.dwbackup.io/pruned"
+	// FinalizerArtifact guards a WorkspaceBackup's registry content.
+	FinalizerArtifact = "backup.dwbackup.io/artifact"
+)
+
+// Trigger says who made a WorkspaceBackup.
+type Trigger string
+
+const (
+	// TriggerScheduled: a policy's schedule slot.
+	TriggerScheduled Trigger = "Scheduled"
+	// TriggerManual: a person (the default for a WorkspaceBackup without the label).
+	TriggerManual Trigger = "Manual"
+	// TriggerPreRestore: the safety backup before an overwrite restore; never pruned automatically.
+	TriggerPreRestore Trigger = "PreRestore"
+)
