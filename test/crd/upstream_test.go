@@ -91,8 +91,9 @@ func runSamples(t *testing.T, crdPaths []string) {
 		if phase, _, _ := unstructured.NestedString(got.Object, "status", "phase"); phase != "Stopped" {
 			t.Errorf("%s: status.phase = %q after update, want Stopped", filepath.Base(f), phase)
 		}
-		storage, _, _ := unstructured.NestedString(dw.Object, "spec", "template", "attributes", "controller.devfile.io/storage-type")
-		gotStorage, _, _ := unstructured.NestedString(got.Object, "spec", "template", "attributes", "controller.devfile.io/storage-type")
+		attr := []string{"spec", "template", "attributes", "controller.devfile.io/storage-type"}
+		storage, _, _ := unstructured.NestedString(dw.Object, attr...)
+		gotStorage, _, _ := unstructured.NestedString(got.Object, attr...)
 		if storage != gotStorage {
 			t.Errorf("%s: storage-type attribute %q came back as %q", filepath.Base(f), storage, gotStorage)
 		}
