@@ -75,7 +75,8 @@ var errPlainHTTP = errors.New("plain HTTP refused: the registry must be served o
 
 // classify wraps err with the reason that best describes it. The order matters:
 // go-containerregistry pings https and http in parallel for local addresses and
-// returns both errors, so a refused connection must win over the http guard.
+// returns both errors, so a refused connection or a failed TLS verification
+// must win over the http guard.
 func classify(op string, err error) error {
 	if err == nil {
 		return nil
@@ -104,10 +105,10 @@ func reasonFor(err error) Reason {
 		return ReasonCanceled
 	case errors.As(err, &opErr) && opErr.Op == "dial":
 		return ReasonRegistryUnreachable
-	case errors.Is(err, errPlainHTTP):
-		return ReasonPlainHTTPRefused
 	case errors.As(err, &unknown), errors.As(err, &hostErr), errors.As(err, &certErr), errors.As(err, &verifErr):
 		return ReasonTLSVerificationFailed
+	case errors.Is(err, errPlainHTTP):
+		return ReasonPlainHTTPRefused
 	case errors.As(err, &terr):
 		return reasonForStatus(terr)
 	case errors.As(err, &opErr), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET),

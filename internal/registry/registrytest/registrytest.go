@@ -1,0 +1,182 @@
+// Package registrytest starts registries for tests: go-containerregistry's
+// in-process registry, and a real distribution registry (Debian's
+// docker-registry) on a free loopback port. It also finds the oras binary.
+package registrytest
+
+import (
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
+)
+
+// InProcess is an in-memory registry served over plain HTTP on 127.0.0.1.
+type InProcess struct {
+	Host string // 127.0.0.1:port
+	mu   sync.Mutex
+	reqs []string // "METHOD path" of every request
+}
+
+// NewInProcess starts an in-process registry; wrap, when set, wraps its handler
+// (to count, fail or corrupt requests).
+func NewInProcess(t testing.TB, wrap func(http.Handler) http.Handler) *InProcess {
+	t.Helper()
+	r := &InProcess{}
+	h := ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0)))
+	if wrap != nil {
+		h = wrap(h)
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		r.mu.Lock()
+		r.reqs = append(r.reqs, req.Method+" "+req.URL.Path)
+		r.mu.Unlock()
+		h.ServeHTTP(w, req)
+	}))
+	t.Cleanup(srv.Close)
+	r.Host = strings.TrimPrefix(srv.URL, "http://")
+	return r
+}
+
+// Count returns how many requests had the method and a path containing substr.
+func (r *InProcess) Count(method, substr string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, q := range r.reqs {
+		m, p, _ := strings.Cut(q, " ")
+		if m == method && strings.Contains(p, substr) {
+			n++
+		}
+	}
+	return n
+}
+
+// Distribution is a docker-registry process.
+type Distribution struct {
+	Host string // 127.0.0.1:port
+	Root string // filesystem storage root
+}
+
+// StartDistribution starts Debian's docker-registry (CNCF distribution 2.x) with
+// deletes enabled on a free loopback port and a temporary storage root, and stops
+// it by PID when the test ends. The test is skipped when the binary is absent.
+func StartDistribution(t testing.TB) *Distribution {
+	t.Helper()
+	bin, err := exec.LookPath("docker-registry")
+	if err != nil {
+		t.Skip("docker-registry not found in PATH (Debian: apt-get install -y docker-registry): skipping the real-registry test")
+	}
+	dir := t.TempDir()
+	d := &Distribution{Host: freeLoopbackAddr(t), Root: filepath.Join(dir, "storage")}
+	cfg := fmt.Sprintf(`version: 0.1
+log:
+  level: error
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: %s
+  delete:
+    enabled: true
+http:
+  addr: %s
+`, d.Root, d.Host)
+	cfgPath := filepath.Join(dir, "config.yml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "serve", cfgPath)
+	if testing.Verbose() {
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start docker-registry: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	waitReady(t, "http://"+d.Host+"/v2/")
+	return d
+}
+
+// Blobs counts the blobs in the registry's storage.
+func (d *Distribution) Blobs(t testing.TB) int {
+	t.Helper()
+	matches, err := filepath.Glob(filepath.Join(d.Root, "docker/registry/v2/blobs/sha256/*/*/data"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(matches)
+}
+
+func freeLoopbackAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	_ = l.Close()
+	return addr
+}
+
+func waitReady(t testing.TB, url string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(url) //nolint:noctx // test helper
+		if err == nil {
+			_ = resp.Body.Close()
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("registry at %s did not start", url)
+}
+
+// Oras returns the oras binary: $ORAS, else bin/oras at the module root
+// (make installs oras.land/oras/cmd/oras@v1.3.6 there). The test is skipped when absent.
+func Oras(t testing.TB) string {
+	t.Helper()
+	if p := os.Getenv("ORAS"); p != "" {
+		return p
+	}
+	if root, err := ModuleRoot(); err == nil {
+		p := filepath.Join(root, "bin", "oras")
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	t.Skip("oras not found: set ORAS or run GOBIN=$(pwd)/bin go install oras.land/oras/cmd/oras@v1.3.6")
+	return ""
+}
+
+// ModuleRoot walks up from the working directory to the directory holding go.mod.
+func ModuleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("no go.mod above the working directory")
+		}
+		dir = parent
+	}
+}
