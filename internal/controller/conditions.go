@@ -1,0 +1,38 @@
+package controller
+
+import (
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	backupv1alpha1 "github.com/dwbackup/devworkspace-backup-operator/api/v1alpha1"
+)
+
+// outcome is the state of an object as the Ready and Stalled conditions express it.
+type outcome struct {
+	ready   bool   // done and good
+	stalled bool   // cannot progress without a person
+	reason  string // a constant from api/v1alpha1
+	message string
+}
+
+// setConditions writes Ready and Stalled for an outcome, both with the observed generation.
+// Stalled is always present so `kubectl wait --for=condition=Stalled=false` works.
+func setConditions(conditions *[]metav1.Condition, generation int64, o outcome) {
+	ready := metav1.ConditionFalse
+	if o.ready {
+		ready = metav1.ConditionTrue
+	}
+	meta.SetStatusCondition(conditions, metav1.Condition{
+		Type: backupv1alpha1.ConditionReady, Status: ready, Reason: o.reason, Message: o.message,
+		ObservedGeneration: generation,
+	})
+	stalled := metav1.Condition{
+		Type: backupv1alpha1.ConditionStalled, Status: metav1.ConditionFalse, Reason: o.reason,
+		Message: "", ObservedGeneration: generation,
+	}
+	if o.stalled {
+		stalled.Status = metav1.ConditionTrue
+		stalled.Message = o.message
+	}
+	meta.SetStatusCondition(conditions, stalled)
+}

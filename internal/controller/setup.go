@@ -1,0 +1,66 @@
+package controller
+
+import (
+	"fmt"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	backupv1alpha1 "github.com/dwbackup/devworkspace-backup-operator/api/v1alpha1"
+)
+
+// eventReporter is the name on the operator's Events.
+const eventReporter = "devworkspace-backup-operator"
+
+// childLabels mark every Job, Pod and Secret copy the operator makes, so the cache holds only those.
+func childLabels() map[string]string {
+	return map[string]string{backupv1alpha1.LabelManagedBy: backupv1alpha1.ManagedByValue}
+}
+
+// CacheOptions keeps the manager's memory flat at thousands of workspaces: DevWorkspaces are
+// trimmed to the fields the operator reads, and only the operator's own Jobs and Pods are cached.
+func CacheOptions() cache.Options {
+	own := labels.SelectorFromSet(childLabels())
+	return cache.Options{
+		ByObject: map[client.Object]cache.ByObject{
+			newDevWorkspace(): {Transform: TrimDevWorkspace},
+			&batchv1.Job{}:    {Label: own},
+			&corev1.Pod{}:     {Label: own},
+		},
+	}
+}
+
+// ClientOptions makes the client serve DevWorkspaces (unstructured) from the cache and read
+// Secrets and ConfigMaps straight from the API server, so no informer lists or watches them.
+func ClientOptions() client.Options {
+	return client.Options{Cache: &client.CacheOptions{
+		Unstructured: true,
+		DisableFor:   []client.Object{&corev1.Secret{}, &corev1.ConfigMap{}},
+	}}
+}
+
+// SetupAll registers the field indexes and the three reconcilers with the manager.
+func SetupAll(mgr ctrl.Manager, opts Options) error {
+	if err := setupIndexes(mgr); err != nil {
+		return err
+	}
+	c, reader := mgr.GetClient(), mgr.GetAPIReader()
+	recorder := mgr.GetEventRecorder(eventReporter)
+	if err := (&BackupPolicyReconciler{Client: c, APIReader: reader, Scheme: mgr.GetScheme(),
+		Recorder: recorder, Options: opts}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("backuppolicy controller: %w", err)
+	}
+	if err := (&WorkspaceBackupReconciler{Client: c, APIReader: reader, Scheme: mgr.GetScheme(),
+		Recorder: recorder, Options: opts}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("workspacebackup controller: %w", err)
+	}
+	if err := (&WorkspaceRestoreReconciler{Client: c, APIReader: reader, Scheme: mgr.GetScheme(),
+		Recorder: recorder, Options: opts}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("workspacerestore controller: %w", err)
+	}
+	return nil
+}
