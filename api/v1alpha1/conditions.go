@@ -121,6 +121,9 @@ const (
 	ManagedByValue = "devworkspace-backup-operator"
 	// AnnotationPruned marks a WorkspaceBackup that retention deleted; only those lose their artifact.
 	AnnotationPruned = "backup.dwbackup.io/pruned"
+	// AnnotationSlot on a scheduled WorkspaceBackup: its schedule slot (RFC 3339, UTC), from which
+	// the artifact's unique tag is derived.
+	AnnotationSlot = "backup.dwbackup.io/slot"
 	// FinalizerArtifact guards a WorkspaceBackup's registry content.
 	FinalizerArtifact = "backup.dwbackup.io/artifact"
 )

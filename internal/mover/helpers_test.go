@@ -268,7 +268,6 @@ func (c *countingOpen) open(name string) (io.ReadCloser, error) {
 	return os.Open(name)
 }
 
-
 func gzipBytes(t testing.TB, data []byte) []byte {
 	t.Helper()
 	var buf bytes.Buffer
