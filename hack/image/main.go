@@ -1,0 +1,301 @@
+// Command image builds a container image from Go packages without Docker: each package becomes a
+// static binary (CGO_ENABLED=0, -trimpath, -ldflags=-s), all of them go into one layer on an empty
+// base, and the image is pushed to a registry and/or written as a tarball that
+// `ctr images import` reads. With no --binary flags it builds the operator image, the same layout
+// as the Dockerfile: /manager (./cmd/main.go) and /mover (./cmd/mover), entrypoint /manager,
+// user 65532:65532.
+//
+//	go run ./hack/image --push 127.0.0.1:5001/dwbackup/operator:dev --plain-http
+//	go run ./hack/image --binary /pause=./hack/local-cluster/pause --entrypoint /pause \
+//	    --user 65535:65535 --tarball pause.tar --tag 127.0.0.1:5001/dwbackup/pause:local
+package main
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+)
+
+// binaries maps a path in the image to the Go package built into it.
+type binaries map[string]string
+
+func (b binaries) String() string { return fmt.Sprint(map[string]string(b)) }
+
+func (b binaries) Set(v string) error {
+	dst, pkg, ok := strings.Cut(v, "=")
+	if !ok || !strings.HasPrefix(dst, "/") || strings.HasSuffix(dst, "/") || pkg == "" {
+		return fmt.Errorf("want /PATH/IN/IMAGE=./go/package, got %q", v)
+	}
+	b[dst] = pkg
+	return nil
+}
+
+type options struct {
+	bins       binaries
+	entrypoint string
+	user       string
+	goarch     string
+	push       string
+	plainHTTP  bool
+	tarball    string
+	tag        string
+	digestFile string
+}
+
+func main() {
+	o := options{bins: binaries{}}
+	flag.Var(o.bins, "binary", "/PATH=./package to build into the image (repeatable; default: the operator's /manager and /mover)")
+	flag.StringVar(&o.entrypoint, "entrypoint", "", "the image entrypoint (default: /manager, or the only binary)")
+	flag.StringVar(&o.user, "user", "65532:65532", "the numeric UID:GID the image runs as")
+	flag.StringVar(&o.goarch, "goarch", runtime.GOARCH, "the target architecture (GOOS is always linux)")
+	flag.StringVar(&o.push, "push", "", "push the image to this reference, e.g. 127.0.0.1:5001/dwbackup/operator:dev")
+	flag.BoolVar(&o.plainHTTP, "plain-http", false, "allow plain HTTP for --push; only for a loopback registry (127.0.0.1, ::1, localhost)")
+	flag.StringVar(&o.tarball, "tarball", "", "write the image as a docker-archive tarball to this file")
+	flag.StringVar(&o.tag, "tag", "", "the reference recorded in --tarball (default: --push)")
+	flag.StringVar(&o.digestFile, "digest-file", "", "write the image's manifest digest (sha256:...) to this file")
+	flag.Parse()
+	if err := run(context.Background(), o); err != nil {
+		fmt.Fprintln(os.Stderr, "image:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, o options) error {
+	if len(o.bins) == 0 {
+		o.bins = binaries{"/manager": "./cmd/main.go", "/mover": "./cmd/mover"}
+		if o.entrypoint == "" {
+			o.entrypoint = "/manager"
+		}
+	}
+	if o.entrypoint == "" && len(o.bins) == 1 {
+		for dst := range o.bins {
+			o.entrypoint = dst
+		}
+	}
+	if _, ok := o.bins[o.entrypoint]; !ok {
+		return fmt.Errorf("--entrypoint %q is not one of the binaries", o.entrypoint)
+	}
+	if o.push == "" && o.tarball == "" {
+		return errors.New("nothing to do: give --push REF and/or --tarball FILE")
+	}
+	if o.tarball != "" && o.tag == "" {
+		o.tag = o.push
+	}
+	if o.tarball != "" && o.tag == "" {
+		return errors.New("--tarball needs --tag REF (or --push REF)")
+	}
+
+	start := time.Now()
+	dir, err := os.MkdirTemp("", "dwbackup-image-")
+	if err != nil {
+		return err
+	}
+	defer func() { _ = os.RemoveAll(dir) }()
+	files, err := buildAll(ctx, o, dir)
+	if err != nil {
+		return err
+	}
+	img, err := assemble(files, o)
+	if err != nil {
+		return err
+	}
+	digest, err := img.Digest()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "image: built %s in %s\n", digest, time.Since(start).Round(time.Millisecond))
+
+	if o.tarball != "" {
+		if err := writeTarball(img, o.tag, o.tarball); err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "image: wrote %s as %s\n", o.tarball, o.tag)
+	}
+	if o.push != "" {
+		if err := push(ctx, img, o.push, o.plainHTTP); err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "image: pushed %s@%s\n", o.push, digest)
+	}
+	if o.digestFile != "" {
+		if err := os.WriteFile(o.digestFile, []byte(digest.String()+"\n"), 0o644); err != nil {
+			return err
+		}
+	}
+	fmt.Println(digest.String())
+	return nil
+}
+
+// buildAll compiles every package into dir and returns image path -> local file.
+func buildAll(ctx context.Context, o options, dir string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, dst := range sortedKeys(o.bins) {
+		pkg := o.bins[dst]
+		if _, err := os.Stat(strings.TrimSuffix(pkg, "/...")); err != nil {
+			return nil, fmt.Errorf("%s: package %s does not exist (yet?): %w", dst, pkg, err)
+		}
+		file := filepath.Join(dir, filepath.Base(dst))
+		cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s", "-o", file, pkg)
+		// Static binaries: the empty base has no libc, no CA bundle and no tzdata (the programs
+		// embed the last two themselves).
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+o.goarch)
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		t := time.Now()
+		if err := cmd.Run(); err != nil {
+			return nil, fmt.Errorf("go build %s: %w", pkg, err)
+		}
+		fmt.Fprintf(os.Stderr, "image: built %s from %s in %s\n", dst, pkg, time.Since(t).Round(time.Millisecond))
+		out[dst] = file
+	}
+	return out, nil
+}
+
+// assemble puts the files into one layer on an empty base, like the Dockerfile's FROM scratch.
+func assemble(files map[string]string, o options) (v1.Image, error) {
+	layerTar, err := tarOf(files)
+	if err != nil {
+		return nil, err
+	}
+	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(layerTar)), nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	img, err := mutate.AppendLayers(empty.Image, layer)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := img.ConfigFile()
+	if err != nil {
+		return nil, err
+	}
+	cfg = cfg.DeepCopy()
+	// containerd matches a single-manifest image against the node's platform: without OS and
+	// architecture in the config the pull fails with "no match for platform".
+	cfg.OS = "linux"
+	cfg.Architecture = o.goarch
+	cfg.Created = v1.Time{Time: time.Unix(0, 0).UTC()}
+	cfg.Config.Entrypoint = []string{o.entrypoint}
+	cfg.Config.User = o.user
+	cfg.Config.WorkingDir = "/"
+	return mutate.ConfigFile(img, cfg)
+}
+
+// tarOf writes a deterministic tar: sorted entries, root-owned, fixed times, mode 0755.
+func tarOf(files map[string]string) ([]byte, error) {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, dst := range sortedKeys(files) {
+		data, err := os.ReadFile(files[dst])
+		if err != nil {
+			return nil, err
+		}
+		hdr := &tar.Header{
+			Name:     strings.TrimPrefix(dst, "/"),
+			Mode:     0o755,
+			Size:     int64(len(data)),
+			ModTime:  time.Unix(0, 0),
+			Typeflag: tar.TypeReg,
+			Format:   tar.FormatPAX,
+		}
+		if err := tw.WriteHeader(hdr); err != nil {
+			return nil, err
+		}
+		if _, err := tw.Write(data); err != nil {
+			return nil, err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+func writeTarball(img v1.Image, tag, file string) error {
+	ref, err := name.NewTag(tag)
+	if err != nil {
+		return fmt.Errorf("--tag %q: %w", tag, err)
+	}
+	tmp := file + ".tmp"
+	if err := tarball.WriteToFile(tmp, ref, img); err != nil {
+		return err
+	}
+	return os.Rename(tmp, file)
+}
+
+// push sends the image. go-containerregistry silently falls back to plain HTTP for loopback and
+// private addresses; this program allows HTTP only when asked and only for a loopback registry.
+func push(ctx context.Context, img v1.Image, refStr string, plainHTTP bool) error {
+	var opts []name.Option
+	if plainHTTP {
+		r, err := name.ParseReference(refStr)
+		if err != nil {
+			return fmt.Errorf("--push %q: %w", refStr, err)
+		}
+		if host := r.Context().RegistryStr(); !isLoopback(host) {
+			return fmt.Errorf("--plain-http is only allowed for a loopback registry, not %q", host)
+		}
+		opts = append(opts, name.Insecure)
+	}
+	ref, err := name.ParseReference(refStr, opts...)
+	if err != nil {
+		return fmt.Errorf("--push %q: %w", refStr, err)
+	}
+	transport := remote.DefaultTransport
+	if !plainHTTP {
+		transport = httpsOnly{next: remote.DefaultTransport}
+	}
+	return remote.Write(ref, img, remote.WithContext(ctx), remote.WithTransport(transport))
+}
+
+func isLoopback(hostport string) bool {
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		host = hostport
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(strings.Trim(host, "[]"))
+	return ip != nil && ip.IsLoopback()
+}
+
+// httpsOnly refuses every plain HTTP request.
+type httpsOnly struct{ next http.RoundTripper }
+
+func (t httpsOnly) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL.Scheme != "https" {
+		return nil, fmt.Errorf("refusing plain HTTP to %s (use --plain-http for a loopback registry)", req.URL.Host)
+	}
+	return t.next.RoundTrip(req)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
