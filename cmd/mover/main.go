@@ -54,7 +54,8 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	fs.StringVar(&reg.AuthDir, "auth-dir", "", "directory holding a docker config.json")
 	fs.StringVar(&reg.CAFile, "ca-file", "", "PEM file of an extra CA for the registry")
 	fs.BoolVar(&reg.Insecure, "insecure", false, "allow plain HTTP and unverified TLS")
-	fs.StringVar(&resultFile, "result-file", resultFile, "where to write the JSON result (default /dev/termination-log if it exists, else stdout)")
+	fs.StringVar(&resultFile, "result-file", resultFile,
+		"where to write the JSON result (default /dev/termination-log if it exists, else stdout)")
 
 	var runCmd func() mover.Result
 	switch args[0] {

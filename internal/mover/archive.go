@@ -113,7 +113,7 @@ func (a *archiver) header(e entry) (*tar.Header, bool) {
 	case m.IsRegular():
 		hdr.Typeflag, hdr.Size = tar.TypeReg, e.info.Size()
 		if st != nil && st.Nlink > 1 {
-			id := fileID{dev: uint64(st.Dev), ino: st.Ino}
+			id := fileID{dev: st.Dev, ino: st.Ino}
 			if first, seen := a.links[id]; seen {
 				hdr.Typeflag, hdr.Linkname, hdr.Size = tar.TypeLink, first, 0
 			} else {

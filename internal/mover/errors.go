@@ -24,14 +24,9 @@ func failf(reason, format string, args ...any) error {
 	return &Error{reason: reason, err: fmt.Errorf(format, args...)}
 }
 
-func fail(reason string, err error) error {
-	return &Error{reason: reason, err: err}
-}
-
 // reasonOf finds the reason of err: the mover's own, else the registry's, else cancellation.
 func reasonOf(err error) string {
-	var me *Error
-	if errors.As(err, &me) {
+	if me, ok := errors.AsType[*Error](err); ok {
 		return me.reason
 	}
 	if r := registry.ReasonOf(err); r != "" {

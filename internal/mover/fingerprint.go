@@ -38,7 +38,7 @@ func (f *fingerprint) add(e entry) {
 		b = append(b, ' ')
 		b = strconv.AppendUint(b, uint64(st.Gid), 10)
 		b = append(b, ' ')
-		b = strconv.AppendUint(b, uint64(st.Nlink), 10)
+		b = strconv.AppendUint(b, st.Nlink, 10)
 	}
 	b = append(b, 0)
 	b = append(b, e.link...)

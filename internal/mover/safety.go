@@ -3,6 +3,7 @@ package mover
 import (
 	"archive/tar"
 	"path"
+	"slices"
 	"strings"
 )
 
@@ -82,10 +83,8 @@ func cleanEntryPath(p string) (string, error) {
 	case strings.HasPrefix(p, "/"):
 		return "", errString("absolute path")
 	}
-	for _, elem := range strings.Split(p, "/") {
-		if elem == ".." {
-			return "", errString(`path contains ".."`)
-		}
+	if slices.Contains(strings.Split(p, "/"), "..") {
+		return "", errString(`path contains ".."`)
 	}
 	return path.Clean(p), nil
 }

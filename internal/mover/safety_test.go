@@ -8,6 +8,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -114,10 +115,8 @@ func assertOnly(t *testing.T, dir string, allowed ...string) {
 		if err != nil || rel == "." || strings.HasPrefix(rel, "target/") {
 			return err
 		}
-		for _, a := range allowed {
-			if rel == a {
-				return nil
-			}
+		if slices.Contains(allowed, rel) {
+			return nil
 		}
 		t.Errorf("written outside the target: %s", rel)
 		return nil

@@ -119,8 +119,10 @@ func (c *Client) ParseReference(s string) (name.Reference, error) {
 
 // Open authenticates against repo's registry for the given access.
 func (c *Client) Open(ctx context.Context, repo name.Repository, access Access) (*Repo, error) {
-	scope := transport.PullScope
+	var scope string
 	switch access {
+	case Pull:
+		scope = transport.PullScope
 	case Push:
 		scope = transport.PushScope
 	case Delete:

@@ -54,8 +54,7 @@ func (e *Error) Reason() Reason { return e.reason }
 
 // ReasonOf returns the reason of the first *Error in err's chain, or "".
 func ReasonOf(err error) Reason {
-	var re *Error
-	if errors.As(err, &re) {
+	if re, ok := errors.AsType[*Error](err); ok {
 		return re.reason
 	}
 	return ""
@@ -81,8 +80,7 @@ func classify(op string, err error) error {
 	if err == nil {
 		return nil
 	}
-	var re *Error
-	if errors.As(err, &re) {
+	if re, ok := errors.AsType[*Error](err); ok {
 		if op == "" || re.op != "" {
 			return err
 		}
@@ -120,7 +118,7 @@ func reasonFor(err error) Reason {
 
 func reasonForStatus(terr *transport.Error) Reason {
 	for _, d := range terr.Errors {
-		switch d.Code {
+		switch d.Code { //nolint:exhaustive // other codes are classified by status
 		case transport.UnauthorizedErrorCode, transport.DeniedErrorCode:
 			return ReasonUnauthorized
 		case transport.DigestInvalidErrorCode:
@@ -146,14 +144,8 @@ func reasonForStatus(terr *transport.Error) Reason {
 
 // retryable reports whether a failed request may succeed when sent again.
 func retryable(err error) bool {
-	var terr *transport.Error
-	if errors.As(err, &terr) {
+	if terr, ok := errors.AsType[*transport.Error](err); ok {
 		return terr.Temporary()
 	}
-	switch reasonFor(err) {
-	case ReasonRegistryUnreachable:
-		return true
-	default:
-		return false
-	}
+	return reasonFor(err) == ReasonRegistryUnreachable
 }

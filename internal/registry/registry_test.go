@@ -41,7 +41,7 @@ func openRepo(t *testing.T, opts Options, repo string) *Repo {
 	return r
 }
 
-func pushManifest(t *testing.T, r *Repo, tag string) Manifest {
+func pushManifest(t *testing.T, r *Repo, tag string) Manifest { //nolint:unparam // tests read better with the tag named
 	t.Helper()
 	ctx := context.Background()
 	cfg, err := r.PushBlob(ctx, "application/vnd.oci.empty.v1+json", []byte("{}"))

@@ -28,6 +28,8 @@ const (
 
 var manifestAccept = strings.Join([]string{MediaTypeOCIManifest, MediaTypeDockerManifest, MediaTypeOCIIndex}, ", ")
 
+const headerContentType = "Content-Type"
+
 // maxManifestSize bounds what is read into memory for a manifest.
 const maxManifestSize = 4 << 20
 
@@ -145,7 +147,7 @@ func (r *Repo) Resolve(ctx context.Context, ref string) (Descriptor, error) {
 		m, err := r.GetManifest(ctx, ref)
 		return m.Descriptor, err
 	}
-	return Descriptor{MediaType: resp.Header.Get("Content-Type"), Digest: h, Size: resp.ContentLength}, nil
+	return Descriptor{MediaType: resp.Header.Get(headerContentType), Digest: h, Size: resp.ContentLength}, nil
 }
 
 // GetManifest reads a manifest by tag or digest. Its digest is computed from the
@@ -168,7 +170,7 @@ func (r *Repo) GetManifest(ctx context.Context, ref string) (Manifest, error) {
 			return fmt.Errorf("manifest larger than %d bytes", maxManifestSize)
 		}
 		m = Manifest{Bytes: data, Descriptor: Descriptor{
-			MediaType: resp.Header.Get("Content-Type"), Digest: sha256Hash(data), Size: int64(len(data))}}
+			MediaType: resp.Header.Get(headerContentType), Digest: sha256Hash(data), Size: int64(len(data))}}
 		return nil
 	})
 	if err != nil {
@@ -184,7 +186,7 @@ func (r *Repo) GetManifest(ctx context.Context, ref string) (Manifest, error) {
 func (r *Repo) PutManifest(ctx context.Context, ref, mediaType string, data []byte) (v1.Hash, error) {
 	op := "put manifest " + r.Reference(ref)
 	resp, err := r.do(ctx, op, request{method: http.MethodPut, url: r.url("manifests/" + ref), body: data,
-		headers: map[string]string{"Content-Type": mediaType}, ok: []int{http.StatusCreated, http.StatusOK, http.StatusAccepted}})
+		headers: map[string]string{headerContentType: mediaType}, ok: []int{http.StatusCreated, http.StatusOK, http.StatusAccepted}})
 	if err != nil {
 		return v1.Hash{}, err
 	}
@@ -260,7 +262,7 @@ func (r *Repo) PushBlob(ctx context.Context, mediaType string, data []byte) (Des
 		return d, err
 	}
 	resp, err := r.do(ctx, op, request{method: http.MethodPut, url: withDigest(loc, d.Digest), body: data,
-		headers: map[string]string{"Content-Type": "application/octet-stream"}, ok: []int{http.StatusCreated}})
+		headers: map[string]string{headerContentType: "application/octet-stream"}, ok: []int{http.StatusCreated}})
 	if err != nil {
 		return d, err
 	}
@@ -280,7 +282,7 @@ func (r *Repo) PushBlobStream(ctx context.Context, mediaType string, content io.
 	}
 	hr := &hashingReader{r: content, h: sha256.New()}
 	resp, err := r.sendStream(ctx, request{method: http.MethodPatch, url: loc,
-		headers: map[string]string{"Content-Type": "application/octet-stream"},
+		headers: map[string]string{headerContentType: "application/octet-stream"},
 		ok:      []int{http.StatusAccepted, http.StatusNoContent, http.StatusCreated}}.withBody(hr))
 	if err != nil {
 		return Descriptor{}, classify(op, preferReadError(hr, err))
