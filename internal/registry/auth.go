@@ -29,13 +29,16 @@ type dockerAuth struct {
 // credentials maps a registry host to its authenticator.
 type credentials map[string]authn.Authenticator
 
-// loadCredentials reads dir/config.json. An empty dir means anonymous access;
-// a dir without config.json is a mistake in the Secret mount and fails.
-// Errors never quote the file's content, which holds secrets.
-func loadCredentials(dir string) (credentials, error) {
-	creds := credentials{}
+// loadCredentials returns the credentials of the options: dir/config.json when
+// AuthDir is set, else the in-memory config.json, else none (anonymous access).
+// A dir without config.json is a mistake in the Secret mount and fails.
+// Errors never quote the content, which holds secrets.
+func loadCredentials(dir string, inMemory []byte) (credentials, error) {
 	if dir == "" {
-		return creds, nil
+		if len(inMemory) == 0 {
+			return credentials{}, nil
+		}
+		return parseCredentials(inMemory, "the in-memory docker config")
 	}
 	path := filepath.Join(dir, "config.json")
 	data, err := os.ReadFile(path)
@@ -45,14 +48,21 @@ func loadCredentials(dir string) (credentials, error) {
 	if err != nil {
 		return nil, newError(ReasonInvalidCredentials, "load credentials", err)
 	}
+	return parseCredentials(data, path)
+}
+
+// parseCredentials reads a docker config.json; source names it in errors, which
+// quote neither the content nor a decoded value.
+func parseCredentials(data []byte, source string) (credentials, error) {
 	var cfg dockerConfig
 	if err := json.Unmarshal(data, &cfg); err != nil {
-		return nil, errorf(ReasonInvalidCredentials, "load credentials", "%s is not a docker config.json", path)
+		return nil, errorf(ReasonInvalidCredentials, "load credentials", "%s is not a docker config.json", source)
 	}
+	creds := credentials{}
 	for key, entry := range cfg.Auths {
 		ac, err := entry.authConfig()
 		if err != nil {
-			return nil, errorf(ReasonInvalidCredentials, "load credentials", "%s: entry %q: %w", path, key, err)
+			return nil, errorf(ReasonInvalidCredentials, "load credentials", "%s: entry %q: %w", source, key, err)
 		}
 		creds[normalizeHost(key)] = authn.FromConfig(ac)
 	}

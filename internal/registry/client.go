@@ -14,10 +14,17 @@ import (
 
 // Options configure a Client.
 type Options struct {
-	// AuthDir holds a docker config.json (a mounted dockerconfigjson Secret); empty means anonymous.
+	// AuthDir holds a docker config.json (a mounted dockerconfigjson Secret); empty means
+	// DockerConfigJSON, and anonymous when that is empty too.
 	AuthDir string
+	// DockerConfigJSON is the content of a docker config.json (a Secret's .dockerconfigjson),
+	// used when AuthDir is empty: the operator holds it in memory and writes no temp file.
+	DockerConfigJSON []byte
 	// CAFile is a PEM bundle trusted in addition to the system roots.
 	CAFile string
+	// CAPEM are PEM certificates trusted in addition to the system roots and CAFile,
+	// for callers that hold the CA in memory (the operator, from a Secret or ConfigMap).
+	CAPEM []byte
 	// Insecure allows plain HTTP and unverified TLS. Nothing else does.
 	Insecure bool
 	// UserAgent is sent with every request.
@@ -58,13 +65,13 @@ type Client struct {
 
 // New checks the options (credentials file, CA) and returns a Client.
 func New(opts Options) (*Client, error) {
-	creds, err := loadCredentials(opts.AuthDir)
+	creds, err := loadCredentials(opts.AuthDir, opts.DockerConfigJSON)
 	if err != nil {
 		return nil, err
 	}
 	base := opts.Transport
 	if base == nil {
-		t, err := newBaseTransport(opts.CAFile, opts.Insecure)
+		t, err := newBaseTransport(opts.CAFile, opts.CAPEM, opts.Insecure)
 		if err != nil {
 			return nil, err
 		}

@@ -11,14 +11,14 @@ import (
 )
 
 // newBaseTransport builds the TLS-aware transport every request goes through.
-// caFile adds a CA to the system roots; insecure turns verification off.
-func newBaseTransport(caFile string, insecure bool) (*http.Transport, error) {
+// caFile and caPEM add CAs to the system roots; insecure turns verification off.
+func newBaseTransport(caFile string, caPEM []byte, insecure bool) (*http.Transport, error) {
 	tlsConfig := &tls.Config{MinVersion: tls.VersionTLS12}
 	if insecure {
 		tlsConfig.InsecureSkipVerify = true //nolint:gosec // explicit opt-in, DESIGN 3 registry.insecure
 	}
-	if caFile != "" {
-		pool, err := caPool(caFile)
+	if caFile != "" || len(caPEM) > 0 {
+		pool, err := caPool(caFile, caPEM)
 		if err != nil {
 			return nil, err
 		}
@@ -37,17 +37,24 @@ func newBaseTransport(caFile string, insecure bool) (*http.Transport, error) {
 	}, nil
 }
 
-func caPool(caFile string) (*x509.CertPool, error) {
-	pem, err := os.ReadFile(caFile)
-	if err != nil {
-		return nil, newError(ReasonTLSVerificationFailed, "load CA", err)
-	}
+// caPool is the system roots plus every certificate of caFile and caPEM; each
+// source given must hold at least one, so a wrong mount fails loudly.
+func caPool(caFile string, caPEM []byte) (*x509.CertPool, error) {
 	pool, err := x509.SystemCertPool()
 	if err != nil || pool == nil {
 		pool = x509.NewCertPool()
 	}
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, errorf(ReasonTLSVerificationFailed, "load CA", "%s holds no PEM certificate", caFile)
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, newError(ReasonTLSVerificationFailed, "load CA", err)
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, errorf(ReasonTLSVerificationFailed, "load CA", "%s holds no PEM certificate", caFile)
+		}
+	}
+	if len(caPEM) > 0 && !pool.AppendCertsFromPEM(caPEM) {
+		return nil, errorf(ReasonTLSVerificationFailed, "load CA", "the in-memory CA holds no PEM certificate")
 	}
 	return pool, nil
 }
