@@ -4,6 +4,7 @@
 package registrytest
 
 import (
+	"crypto/tls"
 	"fmt"
 	"io"
 	"log"
@@ -66,6 +67,24 @@ func (r *InProcess) Count(method, substr string) int {
 type Distribution struct {
 	Host string // 127.0.0.1:port
 	Root string // filesystem storage root
+	// CAFile is the PEM of the CA that signed the registry's certificate (TLS only).
+	CAFile string
+	// CAPEM is the same CA in memory (TLS only).
+	CAPEM []byte
+
+	bin, cfgPath, scheme string
+	cmd                  *exec.Cmd
+	exited               chan struct{} // closed once cmd has been reaped
+}
+
+// DistributionOptions turn on TLS and authentication.
+type DistributionOptions struct {
+	// TLS serves HTTPS with a certificate for 127.0.0.1 signed by this CA.
+	TLS *CA
+	// Users turns on htpasswd authentication with these user -> password pairs.
+	Users map[string]string
+	// Token turns on bearer-token authentication against this token server.
+	Token *TokenServer
 }
 
 // StartDistribution starts Debian's docker-registry (CNCF distribution 2.x) with
@@ -73,12 +92,19 @@ type Distribution struct {
 // it by PID when the test ends. The test is skipped when the binary is absent.
 func StartDistribution(t testing.TB) *Distribution {
 	t.Helper()
+	return StartDistributionWith(t, DistributionOptions{})
+}
+
+// StartDistributionWith starts docker-registry with TLS and authentication as asked.
+func StartDistributionWith(t testing.TB, o DistributionOptions) *Distribution {
+	t.Helper()
 	bin, err := exec.LookPath("docker-registry")
 	if err != nil {
 		t.Skip("docker-registry not found in PATH (Debian: apt-get install -y docker-registry): skipping the real-registry test")
 	}
 	dir := t.TempDir()
-	d := &Distribution{Host: freeLoopbackAddr(t), Root: filepath.Join(dir, "storage")}
+	d := &Distribution{Host: freeLoopbackAddr(t), Root: filepath.Join(dir, "storage"), bin: bin,
+		cfgPath: filepath.Join(dir, "config.yml"), scheme: "http"}
 	cfg := fmt.Sprintf(`version: 0.1
 log:
   level: error
@@ -92,23 +118,62 @@ storage:
 http:
   addr: %s
 `, d.Root, d.Host)
-	cfgPath := filepath.Join(dir, "config.yml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+	if o.TLS != nil {
+		caFile, certFile, keyFile := o.TLS.WriteFiles(t, dir)
+		d.CAFile, d.CAPEM, d.scheme = caFile, o.TLS.CertPEM, "https"
+		cfg += fmt.Sprintf("  tls:\n    certificate: %s\n    key: %s\n", certFile, keyFile)
+	}
+	cfg += authConfig(t, dir, o)
+	if err := os.WriteFile(d.cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "serve", cfgPath)
+	d.Start(t)
+	t.Cleanup(d.Kill)
+	return d
+}
+
+func authConfig(t testing.TB, dir string, o DistributionOptions) string {
+	t.Helper()
+	switch {
+	case o.Users != nil:
+		path := filepath.Join(dir, "htpasswd")
+		if err := os.WriteFile(path, Htpasswd(t, o.Users), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return fmt.Sprintf("auth:\n  htpasswd:\n    realm: test\n    path: %s\n", path)
+	case o.Token != nil:
+		return o.Token.registryConfig(t, dir)
+	}
+	return ""
+}
+
+// Start runs the registry process (again, after Kill) on the same address and
+// storage and waits until it answers.
+func (d *Distribution) Start(t testing.TB) {
+	t.Helper()
+	cmd := exec.Command(d.bin, "serve", d.cfgPath)
 	if testing.Verbose() {
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	}
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start docker-registry: %v", err)
 	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-	waitReady(t, "http://"+d.Host+"/v2/")
-	return d
+	d.cmd, d.exited = cmd, make(chan struct{})
+	go func(exited chan struct{}) {
+		_ = cmd.Wait() //nolint:errcheck // a killed registry exits non-zero by design
+		close(exited)
+	}(d.exited)
+	waitReady(t, d.scheme+"://"+d.Host+"/v2/", d.exited)
+}
+
+// Kill stops the registry process with SIGKILL, as a crash would, and reaps it.
+func (d *Distribution) Kill() {
+	if d.cmd == nil {
+		return
+	}
+	_ = d.cmd.Process.Kill()
+	<-d.exited
+	d.cmd = nil
 }
 
 // Blobs counts the blobs in the registry's storage.
@@ -132,11 +197,21 @@ func freeLoopbackAddr(t testing.TB) string {
 	return addr
 }
 
-func waitReady(t testing.TB, url string) {
+// waitReady polls url until the registry answers (any status, any certificate)
+// or its process has exited.
+func waitReady(t testing.TB, url string, exited <-chan struct{}) {
 	t.Helper()
+	client := &http.Client{Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // readiness probe only
+	}}
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-		resp, err := http.Get(url) //nolint:noctx // test helper
+		select {
+		case <-exited:
+			t.Fatalf("docker-registry exited before it answered on %s (run with -v for its log)", url)
+		default:
+		}
+		resp, err := client.Get(url) //nolint:noctx // test helper
 		if err == nil {
 			_ = resp.Body.Close()
 			return
