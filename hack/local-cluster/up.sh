@@ -338,14 +338,20 @@ start_kubelet() {
   pid_alive kubelet && return 0
   check_port kubelet "$KUBELET_PORT"
   check_port kubelet-healthz "$KUBELET_HEALTHZ_PORT"
+  KUBELET_STARTED=$(date -u +%Y-%m-%dT%H:%M:%SZ)
   start_bg kubelet "$K8S_BIN/kubelet" --config "$KUBELET_DIR/config.yaml" \
     --kubeconfig "$KUBELET_DIR/kubeconfig" --root-dir "$KUBELET_DIR/root" \
     --hostname-override "$NODE_NAME" --v 1
   wait_for "kubelet /healthz" 60 curl -fsS --max-time 2 "http://127.0.0.1:$KUBELET_HEALTHZ_PORT/healthz"
 }
 
+# node_ready: Ready, as reported by the kubelet running now (a warm start finds the previous run's
+# Ready condition in etcd, so the heartbeat must be newer than this kubelet).
 node_ready() {
-  [ "$(kctl get node "$NODE_NAME" -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" = True ]
+  local ready
+  ready=$(kctl get node "$NODE_NAME" -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status} {.status.conditions[?(@.type=="Ready")].lastHeartbeatTime}' 2>/dev/null) || return 1
+  [ "${ready%% *}" = True ] || return 1
+  [ -z "${KUBELET_STARTED:-}" ] || [[ ! "${ready#* }" < "$KUBELET_STARTED" ]]
 }
 
 wait_node_ready() {

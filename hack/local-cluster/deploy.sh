@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Deploys the operator to the local cluster the way users deploy it: config/default through the
+# config/local overlay, with the image that `make image` pushed pinned by digest (a rebuilt image
+# under the same tag would otherwise not roll out, and mover Jobs could run a stale one). Installs
+# the DevWorkspace CRD fixture first (a real cluster has DWO's), then waits until the Deployment is
+# Available. Usage: LOCAL_IMG=127.0.0.1:5001/dwbackup/devworkspace-backup-operator:dev deploy.sh
+set -euo pipefail
+# shellcheck source=hack/local-cluster/lib.sh
+source "$(dirname "$0")/lib.sh"
+
+KUSTOMIZE=${KUSTOMIZE:-$REPO_ROOT/bin/kustomize}
+LOCAL_IMG=${LOCAL_IMG:-$LOCAL_REGISTRY/dwbackup/devworkspace-backup-operator:dev}
+# The names config/default gives (namePrefix and namespace of config/default/kustomization.yaml).
+OPERATOR_NAMESPACE=devworkspace-backup-operator-system
+OPERATOR_DEPLOYMENT=devworkspace-backup-operator-controller-manager
+# The image name config/local sets; the overlay below renames it to LOCAL_IMG's repository.
+LOCAL_OVERLAY_IMAGE=127.0.0.1:5001/dwbackup/devworkspace-backup-operator
+
+preflight() {
+  if [ ! -s "$KUBECONFIG_ADMIN" ] || ! tls_get "$APISERVER_PORT" /readyz >/dev/null 2>&1; then
+    die "the local cluster is not up: run hack/local-cluster/up.sh (make local-up)"
+  fi
+  [ -x "$KUSTOMIZE" ] || die "no kustomize at $KUSTOMIZE: run make kustomize"
+  [ -s "$LOCAL_CLUSTER_DIR/image.digest" ] || die "no image digest in $LOCAL_CLUSTER_DIR/image.digest: run make image"
+}
+
+install_devworkspace_crd() {
+  kctl apply --server-side -f "$REPO_ROOT/test/crd/workspace.devfile.io_devworkspaces.yaml" >/dev/null
+  kctl wait --for=condition=Established crd/devworkspaces.workspace.devfile.io --timeout=60s >/dev/null
+}
+
+# write_overlay: a throwaway kustomization over config/local that pins the image by digest, sets
+# the API server port this cluster really uses and copies the pinned image into MOVER_IMAGE.
+write_overlay() {
+  local dir=$LOCAL_CLUSTER_DIR/deploy digest
+  digest=$(tr -d '[:space:]' <"$LOCAL_CLUSTER_DIR/image.digest")
+  mkdir -p "$dir"
+  cat >"$dir/kustomization.yaml" <<YAML
+resources:
+- $(realpath --relative-to="$dir" "$REPO_ROOT/config/local")
+images:
+- name: $LOCAL_OVERLAY_IMAGE
+  newName: ${LOCAL_IMG%:*}
+  digest: $digest
+patches:
+- target:
+    kind: Deployment
+  patch: |-
+    apiVersion: apps/v1
+    kind: Deployment
+    metadata:
+      name: any
+    spec:
+      template:
+        spec:
+          containers:
+          - name: manager
+            env:
+            - name: KUBERNETES_SERVICE_PORT
+              value: "$APISERVER_PORT"
+replacements:
+- source:
+    kind: Deployment
+    fieldPath: spec.template.spec.containers.[name=manager].image
+  targets:
+  - select:
+      kind: Deployment
+    fieldPaths:
+    - spec.template.spec.containers.[name=manager].env.[name=MOVER_IMAGE].value
+YAML
+  echo "$dir"
+}
+
+apply_operator() {
+  local dir
+  dir=$(write_overlay)
+  "$KUSTOMIZE" build "$dir" >"$dir/rendered.yaml"
+  grep -A1 "name: KUBERNETES_SERVICE_PORT" "$dir/rendered.yaml" | grep -q "\"$APISERVER_PORT\"" ||
+    die "config/local lost KUBERNETES_SERVICE_PORT"
+  kctl apply --server-side --force-conflicts -f "$dir/rendered.yaml" >/dev/null
+}
+
+wait_available() {
+  if ! kctl -n "$OPERATOR_NAMESPACE" rollout status "deployment/$OPERATOR_DEPLOYMENT" --timeout=180s >/dev/null; then
+    kctl -n "$OPERATOR_NAMESPACE" get pods -o wide >&2 || true
+    kctl -n "$OPERATOR_NAMESPACE" logs "deployment/$OPERATOR_DEPLOYMENT" --tail=30 >&2 || true
+    die "the operator did not become Available"
+  fi
+  kctl -n "$OPERATOR_NAMESPACE" wait --for=condition=Available "deployment/$OPERATOR_DEPLOYMENT" --timeout=60s >/dev/null
+}
+
+main() {
+  preflight
+  step "DevWorkspace CRD fixture" install_devworkspace_crd
+  step "apply config/local ($LOCAL_IMG@$(cat "$LOCAL_CLUSTER_DIR/image.digest"))" apply_operator
+  step "operator Available" wait_available
+  log "operator deployed in $(since "$_t0")s: kubectl -n $OPERATOR_NAMESPACE get pods"
+}
+
+main "$@"
