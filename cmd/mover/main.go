@@ -36,7 +36,16 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	code := run(ctx, os.Args[1:], os.Stderr)
 	stop()
+	reportPeakMemory(os.Stderr)
 	os.Exit(code)
+}
+
+// reportPeakMemory logs VmHWM last thing, so a Job's log shows the memory the
+// mover really needed (to size its limit), and tests can bound it.
+func reportPeakMemory(w io.Writer) {
+	if kib, err := mover.PeakMemoryKiB("self"); err == nil {
+		_, _ = fmt.Fprintf(w, "%s%d kB\n", mover.PeakMemoryLine, kib)
+	}
 }
 
 // run parses args, runs the command, writes the result and returns the exit code:

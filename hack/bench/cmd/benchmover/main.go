@@ -1,0 +1,131 @@
+// Command benchmover measures the mover against DevWorkspace Operator's backup
+// method on the workspace-like tree of DESIGN 6, in one run on one machine:
+//
+//	go run ./hack/bench/cmd/benchmover -mover bin/mover -oras bin/oras [-scale 0.1]
+//
+// It generates the tree under a temporary directory, starts docker-registry on
+// a free loopback port behind a byte-counting proxy, runs each method, prints
+// a table and checks the bars of DESIGN 6 (exit status 1 when one is missed).
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"time"
+
+	"github.com/dwbackup/devworkspace-backup-operator/hack/bench/gentree"
+)
+
+type config struct {
+	scale    float64
+	workRoot string
+	mover    string
+	oras     string
+	registry string
+	keep     bool
+	verbose  bool
+}
+
+func main() {
+	var c config
+	flag.Float64Var(&c.scale, "scale", 1, "tree scale: 1 is about 63k files and 1 GiB, 0.1 about 100 MiB")
+	flag.StringVar(&c.workRoot, "work", "/var/tmp", "where the temporary tree, archive and registry storage go")
+	flag.StringVar(&c.mover, "mover", "bin/mover", "the mover binary (make build)")
+	flag.StringVar(&c.oras, "oras", "bin/oras", "oras v1.3.6, as DWO uses it")
+	flag.StringVar(&c.registry, "registry", "docker-registry", "Debian's docker-registry binary")
+	flag.BoolVar(&c.keep, "keep", false, "keep the work directory")
+	flag.BoolVar(&c.verbose, "v", false, "show docker-registry's log")
+	flag.Parse()
+	if err := run(context.Background(), c); err != nil {
+		fmt.Fprintf(os.Stderr, "benchmover: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, c config) error {
+	if err := checkTools(&c); err != nil {
+		return err
+	}
+	work, err := os.MkdirTemp(c.workRoot, "dwbackup-bench-")
+	if err != nil {
+		return err
+	}
+	if !c.keep {
+		defer func() { _ = os.RemoveAll(work) }()
+	}
+	tree := filepath.Join(work, "tree")
+	fmt.Fprintf(os.Stderr, "generating the tree (scale %g) in %s\n", c.scale, tree)
+	st, err := gentree.Generate(ctx, tree, c.scale, runtime.GOMAXPROCS(0))
+	if err != nil {
+		return fmt.Errorf("generate tree: %w", err)
+	}
+	reg, err := startRegistry(ctx, c.registry, filepath.Join(work, "registry"), c.verbose)
+	if err != nil {
+		return err
+	}
+	defer reg.stop()
+	b := &bench{cfg: c, work: work, tree: tree, reg: reg, treeBytes: st.Bytes}
+	rows, err := b.runAll(ctx)
+	if err != nil {
+		return err
+	}
+	printTable(os.Stdout, c.scale, st, rows)
+	if missed := checkBars(os.Stdout, rows); missed > 0 {
+		return fmt.Errorf("%d bar(s) missed", missed)
+	}
+	return nil
+}
+
+// checkTools resolves every binary up front, so a missing one fails before
+// minutes of work; pigz in particular is an apt package the machine may lack.
+func checkTools(c *config) error {
+	for _, p := range []*string{&c.mover, &c.oras, &c.registry} {
+		abs, err := exec.LookPath(*p)
+		if err != nil {
+			return fmt.Errorf("%s not found: %w (make build; make oras; apt-get install docker-registry)", *p, err)
+		}
+		if abs, err = filepath.Abs(abs); err != nil {
+			return err
+		}
+		*p = abs
+	}
+	for _, tool := range []string{"tar", "pigz", "gzip"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return fmt.Errorf("%s not found in PATH (Debian: apt-get install -y %s)", tool, tool)
+		}
+	}
+	return nil
+}
+
+// row is one measured method.
+type row struct {
+	name     string
+	seconds  float64
+	cpu      float64 // user+system seconds of the method's processes
+	rssKiB   int64   // peak RSS of the largest process
+	uploaded int64   // bytes sent to the registry, -1 when nothing is sent
+	kind     phase
+}
+
+type phase int
+
+const (
+	phaseOther phase = iota
+	phaseDWO
+	phasePigz
+	phaseFirst
+	phaseUnchanged
+	phaseTouched
+)
+
+// elapsed runs f and returns its wall time.
+func elapsed(f func() error) (float64, error) {
+	start := time.Now()
+	err := f()
+	return time.Since(start).Seconds(), err
+}
