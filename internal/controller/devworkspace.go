@@ -161,3 +161,13 @@ func TrimDevWorkspace(obj any) (any, error) {
 	u.Object["spec"] = spec
 	return u, nil
 }
+
+// storageTypeOf reads the storage-type attribute from a DevWorkspace spec (absent = common).
+func storageTypeOf(spec map[string]any) string {
+	template, _ := spec["template"].(map[string]any)
+	attrs, _ := template["attributes"].(map[string]any)
+	if s, ok := attrs[attrStorageType].(string); ok && s != "" {
+		return s
+	}
+	return storageCommon
+}

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"fmt"
+	"maps"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -35,7 +36,7 @@ type testWorkspace struct {
 }
 
 // createWorkspace creates a DevWorkspace and sets its status as DWO would.
-func createWorkspace(w testWorkspace) *unstructured.Unstructured {
+func createWorkspace(w testWorkspace) {
 	GinkgoHelper()
 	if w.Phase == "" {
 		w.Phase = phaseStopped
@@ -44,9 +45,7 @@ func createWorkspace(w testWorkspace) *unstructured.Unstructured {
 		w.ID = fmt.Sprintf("workspace%016x", hashString(w.Namespace+"/"+w.Name))
 	}
 	attrs := map[string]any{}
-	for k, v := range w.Attributes {
-		attrs[k] = v
-	}
+	maps.Copy(attrs, w.Attributes)
 	if w.StorageType != "" {
 		attrs[attrStorageType] = w.StorageType
 	}
@@ -63,7 +62,6 @@ func createWorkspace(w testWorkspace) *unstructured.Unstructured {
 	}
 	Expect(k8sClient.Create(ctx, dw)).To(Succeed())
 	setWorkspaceStatus(dw, w.ID, w.Phase, w.StoppedAt)
-	return dw
 }
 
 // setWorkspaceStatus writes status as DWO does: phase, id and the Started condition.

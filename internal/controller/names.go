@@ -5,6 +5,8 @@ import (
 	"encoding/hex"
 	"strings"
 	"time"
+
+	backupv1alpha1 "github.com/dwbackup/devworkspace-backup-operator/api/v1alpha1"
 )
 
 // maxNameLength is the limit of label values and Job names.
@@ -37,4 +39,22 @@ func artifactTag(at time.Time, uniqueSuffix string) string {
 		tag += "-" + uniqueSuffix
 	}
 	return tag
+}
+
+// artifactRepository is where a workspace's artifacts go: <repository>/<namespace>/<workspace>.
+func artifactRepository(repository, namespace, workspaceName string) string {
+	return repository + "/" + namespace + "/" + workspaceName
+}
+
+// backupTag is a backup's unique tag: its schedule slot, or for manual and pre-restore backups
+// the creation time plus 6 hex characters of the UID.
+func backupTag(b *backupv1alpha1.WorkspaceBackup) string {
+	if slot, err := time.Parse(time.RFC3339, b.Annotations[backupv1alpha1.AnnotationSlot]); err == nil {
+		return artifactTag(slot, "")
+	}
+	uid := strings.ReplaceAll(string(b.UID), "-", "")
+	if len(uid) > 6 {
+		uid = uid[:6]
+	}
+	return artifactTag(b.CreationTimestamp.Time, uid)
 }

@@ -1,6 +1,8 @@
 package controller
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"strings"
 	"testing"
 	"time"
@@ -53,4 +55,9 @@ func TestArtifactTag(t *testing.T) {
 	if got := slotSuffix(at); got != "202611260200" {
 		t.Fatalf("slotSuffix = %q", got)
 	}
+}
+
+func sha256Hex(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
 }

@@ -49,6 +49,9 @@ func TestControllers(t *testing.T) {
 
 var _ = BeforeSuite(func() {
 	logf.SetLogger(zap.New(zap.WriteTo(GinkgoWriter), zap.UseDevMode(true)))
+	// The first reconciles wait for the manager's caches; nothing here is a timing assertion.
+	SetDefaultEventuallyTimeout(20 * time.Second)
+	SetDefaultEventuallyPollingInterval(50 * time.Millisecond)
 	ctx, cancel = context.WithCancel(context.TODO())
 	Expect(backupv1alpha1.AddToScheme(scheme.Scheme)).To(Succeed())
 

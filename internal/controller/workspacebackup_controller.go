@@ -5,7 +5,7 @@ Licensed under the Apache License, Version 2.0 (the "License");
 you may not use this file except in compliance with the License.
 You may obtain a copy of the License at
 
-    http://www.apache.org/licenses/LICENSE-2.0
+	http://www.apache.org/licenses/LICENSE-2.0
 
 Unless required by applicable law or agreed to in writing, software
 distributed under the License is distributed on an "AS IS" BASIS,
@@ -17,16 +17,31 @@ package controller
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"time"
 
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	backupv1alpha1 "github.com/dwbackup/devworkspace-backup-operator/api/v1alpha1"
+	"github.com/dwbackup/devworkspace-backup-operator/internal/mover"
 )
 
-// WorkspaceBackupReconciler reconciles a WorkspaceBackup.
+// pollNoPods is how often a Job whose pod does not appear is checked for a FailedCreate Event.
+const pollNoPods = 5 * time.Second
+
+// WorkspaceBackupReconciler runs one backup: WorkspaceBackup -> mover Job -> result.
 type WorkspaceBackupReconciler struct {
 	client.Client
 	// APIReader reads without the cache: Secrets are never listed or watched.
@@ -34,17 +49,413 @@ type WorkspaceBackupReconciler struct {
 	Scheme    *runtime.Scheme
 	Recorder  events.EventRecorder
 	Options
+	throttle *throttle
 }
 
-// Reconcile is not implemented yet.
+// +kubebuilder:rbac:groups=backup.dwbackup.io,resources=workspacebackups,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=backup.dwbackup.io,resources=workspacebackups/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=backup.dwbackup.io,resources=workspacebackups/finalizers,verbs=update
+// +kubebuilder:rbac:groups=backup.dwbackup.io,resources=backuppolicies,verbs=get;list;watch
+// +kubebuilder:rbac:groups=workspace.devfile.io,resources=devworkspaces,verbs=get;list;watch
+// +kubebuilder:rbac:groups=controller.devfile.io,resources=devworkspaceoperatorconfigs,verbs=get;list
+// +kubebuilder:rbac:groups="",resources=persistentvolumeclaims;namespaces,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=events,verbs=list
+// +kubebuilder:rbac:groups=storage.k8s.io,resources=volumeattachments,verbs=get;list;watch
+// +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create;delete
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=create;delete
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get,resourceNames=dwbackup-registry-auth
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Reconcile reads the backup, decides the next step, acts, and patches status once.
 func (r *WorkspaceBackupReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	backup := &backupv1alpha1.WorkspaceBackup{}
+	if err := r.Get(ctx, req.NamespacedName, backup); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !backup.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, r.finalize(ctx, backup)
+	}
+	if backup.Status.Phase.Finished() {
+		r.throttle.forget(backup)
+		return ctrl.Result{}, r.cleanUp(ctx, backup)
+	}
+	if done, err := r.adoptManual(ctx, backup); done || err != nil {
+		return ctrl.Result{}, err
+	}
+
+	before := backup.Status.DeepCopy()
+	result, err := r.advance(ctx, backup)
+	if !equality.Semantic.DeepEqual(*before, backup.Status) {
+		patch := &backupv1alpha1.WorkspaceBackup{ObjectMeta: backup.ObjectMeta, Status: *before}
+		if perr := r.Status().Patch(ctx, backup, client.MergeFrom(patch)); perr != nil {
+			return ctrl.Result{}, errors.Join(err, fmt.Errorf("patch status: %w", perr))
+		}
+	}
+	if err == nil && backup.Status.Phase.Finished() {
+		err = r.cleanUp(ctx, backup)
+	}
+	return result, err
+}
+
+// adoptManual gives a backup made by a person the labels retention and the policy need, and the
+// finalizer, in one write; it reports done when it wrote (the update triggers the next reconcile).
+func (r *WorkspaceBackupReconciler) adoptManual(ctx context.Context, b *backupv1alpha1.WorkspaceBackup) (bool, error) {
+	_, hasTrigger := b.Labels[backupv1alpha1.LabelTrigger]
+	if hasTrigger && controllerutil.ContainsFinalizer(b, backupv1alpha1.FinalizerArtifact) &&
+		b.Labels[backupv1alpha1.LabelPolicy] == b.Spec.PolicyName {
+		return false, nil
+	}
+	if b.Labels == nil {
+		b.Labels = map[string]string{}
+	}
+	if !hasTrigger {
+		b.Labels[backupv1alpha1.LabelTrigger] = string(backupv1alpha1.TriggerManual)
+	}
+	b.Labels[backupv1alpha1.LabelPolicy] = b.Spec.PolicyName
+	if len(b.Spec.WorkspaceName) <= maxNameLength {
+		b.Labels[backupv1alpha1.LabelWorkspace] = b.Spec.WorkspaceName
+	}
+	controllerutil.AddFinalizer(b, backupv1alpha1.FinalizerArtifact)
+	return true, r.Update(ctx, b)
+}
+
+// advance moves an unfinished backup one step and records the outcome in its status.
+func (r *WorkspaceBackupReconciler) advance(ctx context.Context, b *backupv1alpha1.WorkspaceBackup) (ctrl.Result, error) {
+	policy, o := r.applicablePolicy(ctx, b.Spec.PolicyName, b.Namespace)
+	if o != nil {
+		r.finish(b, backupv1alpha1.BackupFailed, *o)
+		return ctrl.Result{}, nil
+	}
+	dw := newDevWorkspace()
+	err := r.Get(ctx, client.ObjectKey{Namespace: b.Namespace, Name: b.Spec.WorkspaceName}, dw)
+	if err != nil && !apierrors.IsNotFound(err) {
+		return ctrl.Result{}, err
+	}
+	var ws *workspace
+	if err == nil {
+		w := workspaceFrom(dw)
+		ws = &w
+	}
+	if b.Status.Phase == backupv1alpha1.BackupRunning {
+		return r.watchJob(ctx, b, ws)
+	}
+	return r.start(ctx, b, policy, ws)
+}
+
+// applicablePolicy returns the policy, or the outcome that fails the object: the policy is
+// missing, or its namespaceSelector does not select this namespace.
+func (r *WorkspaceBackupReconciler) applicablePolicy(ctx context.Context, name, namespace string) (*backupv1alpha1.BackupPolicy, *outcome) {
+	return getApplicablePolicy(ctx, r.Client, name, namespace)
+}
+
+// start checks the preconditions in order and creates the mover Job when all hold.
+func (r *WorkspaceBackupReconciler) start(ctx context.Context, b *backupv1alpha1.WorkspaceBackup,
+	policy *backupv1alpha1.BackupPolicy, ws *workspace) (ctrl.Result, error) {
+	if ws == nil {
+		r.finish(b, backupv1alpha1.BackupFailed, outcome{stalled: true, reason: backupv1alpha1.ReasonWorkspaceNotFound,
+			message: fmt.Sprintf("spec.workspaceName: DevWorkspace %s/%s not found", b.Namespace, b.Spec.WorkspaceName)})
+		return ctrl.Result{}, nil
+	}
+	if !ws.Stopped() {
+		// A started workspace is never backed up; the DevWorkspace watch wakes this backup when it stops.
+		r.wait(b, backupv1alpha1.ReasonWorkspaceRunning, fmt.Sprintf(
+			"waiting for DevWorkspace %s to stop (phase %q, spec.started %v)", ws.Name, ws.Phase, ws.Started))
+		return ctrl.Result{}, nil
+	}
+	loc, skip, err := r.storageOf(ctx, *ws)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if skip != "" {
+		r.finish(b, backupv1alpha1.BackupSkipped, outcome{ready: true, reason: backupv1alpha1.ReasonNoWorkspaceStorage, message: skip})
+		return ctrl.Result{}, nil
+	}
+	if !r.throttle.admit(ctx, r.Client, policy, b) {
+		r.wait(b, backupv1alpha1.ReasonWaitingForConcurrencySlot, fmt.Sprintf(
+			"%d backups of policy %s are running (spec.maxConcurrentBackups)", policy.Spec.MaxConcurrentBackups, policy.Name))
+		// A finishing backup of the policy wakes this one; the requeue is only a safety net.
+		return ctrl.Result{RequeueAfter: time.Minute}, nil
+	}
+	creds, err := ensureCredentials(ctx, r.Client, r.APIReader, r.OperatorNamespace, policy, b, childName(b.Name, "registry"))
+	if err != nil {
+		r.throttle.release(b)
+		if cerr, ok := errors.AsType[*credentialsError](err); ok {
+			r.finish(b, backupv1alpha1.BackupFailed, outcome{stalled: true, reason: backupv1alpha1.ReasonSecretNotFound, message: cerr.Error()})
+			return ctrl.Result{}, nil
+		}
+		return ctrl.Result{}, err
+	}
+	job, err := r.createJob(ctx, b, policy, *ws, loc, creds)
+	if err != nil {
+		r.throttle.release(b)
+		return ctrl.Result{}, err
+	}
+	now := metav1.NewTime(r.Clock.Now())
+	b.Status.Phase = backupv1alpha1.BackupRunning
+	b.Status.JobName = job.Name
+	b.Status.StartTime = &now
+	b.Status.WorkspaceID = ws.ID
+	b.Status.WorkspaceStoppedAt = &metav1.Time{Time: ws.StoppedAt}
+	b.Status.Source = &backupv1alpha1.BackupSource{ClaimName: loc.location.ClaimName, Path: loc.location.Path}
+	b.Status.Artifact = &backupv1alpha1.ArtifactStatus{Reference: job.reference}
+	b.Status.Message = fmt.Sprintf("mover Job %s is backing up %s/%s", job.Name, loc.location.ClaimName, loc.location.Path)
+	setConditions(&b.Status.Conditions, b.Generation, outcome{reason: backupv1alpha1.ReasonJobRunning, message: b.Status.Message})
+	r.Recorder.Eventf(b, nil, corev1.EventTypeNormal, "BackupStarted", "Start", "%s", b.Status.Message)
 	return ctrl.Result{}, nil
 }
 
-// SetupWithManager registers the reconciler.
+// resolvedStorage is a workspace's claim with what the Job needs to know about it.
+type resolvedStorage struct {
+	location storageLocation
+	pvc      *corev1.PersistentVolumeClaim
+	dwo      dwoSettings
+}
+
+// storageOf resolves the workspace's PVC as DWO lays it out. skip names why there is nothing to
+// back up (ephemeral storage, no PVC, PVC not Bound).
+func (r *WorkspaceBackupReconciler) storageOf(ctx context.Context, ws workspace) (resolvedStorage, string, error) {
+	return resolveWorkspaceStorage(ctx, r.Client, r.APIReader, r.DWONamespace, ws)
+}
+
+// createdJob is the mover Job and the artifact reference it pushes.
+type createdJob struct {
+	Name      string
+	reference string
+}
+
+func (r *WorkspaceBackupReconciler) createJob(ctx context.Context, b *backupv1alpha1.WorkspaceBackup,
+	policy *backupv1alpha1.BackupPolicy, ws workspace, st resolvedStorage, creds credentials) (createdJob, error) {
+	repository := artifactRepository(policy.Spec.Registry.Repository, b.Namespace, ws.Name)
+	tag := backupTag(b)
+	node, err := attachedNode(ctx, r.Client, r.APIReader, st.pvc)
+	if err != nil {
+		return createdJob{}, err
+	}
+	psc := st.dwo.PodSecurityContext
+	if policy.Spec.Job.PodSecurityContext != nil {
+		psc = policy.Spec.Job.PodSecurityContext
+	}
+	job := buildMoverJob(moverJobParams{
+		Name: childName("backup", b.Name), Namespace: b.Namespace, Owner: b, Image: r.MoverImage,
+		Args: backupArgs(st.location.Path, repository, tag, ws.Name, b.Namespace, ws.ID,
+			creds.SecretName != "", creds.WithCA, policy.Spec.Registry.Insecure),
+		ClaimName: st.location.ClaimName, ReadOnly: true,
+		CredentialsSecret: creds.SecretName, WithCA: creds.WithCA,
+		Job: policy.Spec.Job, PodSecurityContext: psc, NodeName: node, HostNetwork: r.MoverHostNetwork,
+	})
+	if err := controllerutil.SetControllerReference(b, job, r.Scheme); err != nil {
+		return createdJob{}, err
+	}
+	if err := r.Create(ctx, job); err != nil && !apierrors.IsAlreadyExists(err) {
+		return createdJob{}, fmt.Errorf("create mover Job %s: %w", job.Name, err)
+	}
+	// AlreadyExists: a previous run created it before its status patch was lost; adopt it.
+	return createdJob{Name: job.Name, reference: repository + ":" + tag}, nil
+}
+
+// watchJob follows a running backup: it stops the Job when the developer needs the workspace,
+// and records the mover's result when the Job ends.
+func (r *WorkspaceBackupReconciler) watchJob(ctx context.Context, b *backupv1alpha1.WorkspaceBackup, ws *workspace) (ctrl.Result, error) {
+	if why, err := r.startedReason(ctx, b, ws); err != nil || why != "" {
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		if err := deleteJob(ctx, r.Client, b.Namespace, b.Status.JobName); err != nil {
+			return ctrl.Result{}, err
+		}
+		r.finish(b, backupv1alpha1.BackupFailed, outcome{stalled: true, reason: backupv1alpha1.ReasonWorkspaceStarted,
+			message: why + "; the backup was stopped so it does not hold up the developer"})
+		return ctrl.Result{}, nil
+	}
+	job, err := getJob(ctx, r.Client, r.APIReader, b.Namespace, b.Status.JobName)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if job == nil {
+		r.finish(b, backupv1alpha1.BackupFailed, outcome{stalled: true, reason: backupv1alpha1.ReasonJobFailed,
+			message: fmt.Sprintf("mover Job %s was deleted before it finished", b.Status.JobName)})
+		return ctrl.Result{}, nil
+	}
+	state, jobReason := jobStateOf(job)
+	if state == jobActive {
+		return r.checkPodCreation(ctx, b, job)
+	}
+	pods, err := jobPods(ctx, r.Client, job)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	res, ok := moverResultFrom(pods)
+	switch {
+	case ok:
+		r.recordResult(b, res)
+	case state == jobSucceeded:
+		// The mover exited 0 but its result is missing or cut: the artifact is in the registry
+		// under the unique tag; the digest is resolved from there when it is needed.
+		r.finish(b, backupv1alpha1.BackupSucceeded, outcome{ready: true, reason: backupv1alpha1.ReasonSucceeded,
+			message: fmt.Sprintf("mover Job %s succeeded but its result was unreadable", job.Name)})
+	default:
+		reason := backupv1alpha1.ReasonJobFailed
+		if jobReason == batchv1.JobReasonDeadlineExceeded {
+			reason = backupv1alpha1.ReasonDeadlineExceeded
+		}
+		r.finish(b, backupv1alpha1.BackupFailed, outcome{stalled: true, reason: reason, message: fmt.Sprintf(
+			"mover Job %s failed (%s) without a result; see kubectl -n %s logs job/%s", job.Name, jobReason, b.Namespace, job.Name)})
+	}
+	return ctrl.Result{}, nil
+}
+
+// startedReason says why a running backup must stop: its workspace was started or deleted, or
+// (common storage) another workspace on the same PVC started. "" means carry on.
+func (r *WorkspaceBackupReconciler) startedReason(ctx context.Context, b *backupv1alpha1.WorkspaceBackup, ws *workspace) (string, error) {
+	if ws == nil {
+		return fmt.Sprintf("DevWorkspace %s was deleted", b.Spec.WorkspaceName), nil
+	}
+	if !ws.Stopped() {
+		return fmt.Sprintf("DevWorkspace %s was started", ws.Name), nil
+	}
+	return startedNeighbour(ctx, r.Client, *ws)
+}
+
+// checkPodCreation fails the backup at once when the Job controller cannot create the mover pod.
+func (r *WorkspaceBackupReconciler) checkPodCreation(ctx context.Context, b *backupv1alpha1.WorkspaceBackup, job *batchv1.Job) (ctrl.Result, error) {
+	msg, failed, err := jobPodCreationFailure(ctx, r.APIReader, job)
+	if err != nil || !failed {
+		if noPodsYet(job) {
+			// Nothing else wakes us when the Job controller keeps failing to create the pod.
+			return ctrl.Result{RequeueAfter: pollNoPods}, err
+		}
+		return ctrl.Result{}, err
+	}
+	if err := deleteJob(ctx, r.Client, job.Namespace, job.Name); err != nil {
+		return ctrl.Result{}, err
+	}
+	r.finish(b, backupv1alpha1.BackupFailed, outcome{stalled: true, reason: backupv1alpha1.ReasonPodCreationFailed,
+		message: fmt.Sprintf("the mover pod of Job %s could not be created: %s", job.Name, msg)})
+	return ctrl.Result{}, nil
+}
+
+// recordResult maps the mover's result onto the backup.
+func (r *WorkspaceBackupReconciler) recordResult(b *backupv1alpha1.WorkspaceBackup, res mover.Result) {
+	switch res.Phase {
+	case mover.PhaseSucceeded:
+		b.Status.Artifact = &backupv1alpha1.ArtifactStatus{
+			Reference: res.Reference, Digest: res.Digest, SizeBytes: res.SizeBytes, Files: res.Files, Unchanged: res.Unchanged,
+		}
+		msg := fmt.Sprintf("backed up %d files (%d bytes, %d compressed) to %s", res.Files, res.Bytes, res.SizeBytes, res.Reference)
+		if res.Unchanged {
+			msg = fmt.Sprintf("unchanged since the previous backup; %s points at the same artifact", res.Reference)
+		}
+		r.finish(b, backupv1alpha1.BackupSucceeded, outcome{ready: true, reason: backupv1alpha1.ReasonSucceeded, message: msg})
+	case mover.PhaseSkipped:
+		r.finish(b, backupv1alpha1.BackupSkipped, outcome{ready: true, reason: res.Reason, message: res.Message})
+	default:
+		r.finish(b, backupv1alpha1.BackupFailed, outcome{stalled: true, reason: res.Reason, message: res.Message})
+	}
+}
+
+// wait keeps the backup Pending with a reason.
+func (r *WorkspaceBackupReconciler) wait(b *backupv1alpha1.WorkspaceBackup, reason, message string) {
+	b.Status.Phase = backupv1alpha1.BackupPending
+	b.Status.Message = message
+	setConditions(&b.Status.Conditions, b.Generation, outcome{reason: reason, message: message})
+}
+
+// finish records a final phase with its outcome, times and an Event.
+func (r *WorkspaceBackupReconciler) finish(b *backupv1alpha1.WorkspaceBackup, phase backupv1alpha1.BackupPhase, o outcome) {
+	now := metav1.NewTime(r.Clock.Now())
+	b.Status.Phase = phase
+	b.Status.Message = o.message
+	b.Status.CompletionTime = &now
+	if b.Status.StartTime != nil {
+		b.Status.Duration = now.Sub(b.Status.StartTime.Time).Round(time.Second).String()
+	}
+	setConditions(&b.Status.Conditions, b.Generation, o)
+	eventType, reason := corev1.EventTypeNormal, "BackupSucceeded"
+	switch phase {
+	case backupv1alpha1.BackupFailed:
+		eventType, reason = corev1.EventTypeWarning, "BackupFailed"
+	case backupv1alpha1.BackupSkipped:
+		reason = "BackupSkipped"
+	default:
+	}
+	r.Recorder.Eventf(b, nil, eventType, reason, "Finish", "%s: %s", o.reason, o.message)
+}
+
+// cleanUp removes what a finished backup no longer needs: the Secret copy, and the Job after a
+// success (a failed Job stays for kubectl logs until the backup is pruned).
+func (r *WorkspaceBackupReconciler) cleanUp(ctx context.Context, b *backupv1alpha1.WorkspaceBackup) error {
+	if err := deleteCredentialsCopy(ctx, r.Client, b.Namespace, childName(b.Name, "registry")); err != nil {
+		return err
+	}
+	if b.Status.Phase == backupv1alpha1.BackupSucceeded && b.Status.JobName != "" {
+		return deleteJob(ctx, r.Client, b.Namespace, b.Status.JobName)
+	}
+	return nil
+}
+
+// finalize runs when a WorkspaceBackup is deleted: a running Job is stopped first, then the
+// finalizer is released. Registry content is kept (retention's pruning is the only deleter).
+func (r *WorkspaceBackupReconciler) finalize(ctx context.Context, b *backupv1alpha1.WorkspaceBackup) error {
+	if !controllerutil.ContainsFinalizer(b, backupv1alpha1.FinalizerArtifact) {
+		return nil
+	}
+	r.throttle.forget(b)
+	if b.Status.JobName != "" && !b.Status.Phase.Finished() {
+		if err := deleteJob(ctx, r.Client, b.Namespace, b.Status.JobName); err != nil {
+			return err
+		}
+	}
+	patch := client.MergeFrom(b.DeepCopy())
+	controllerutil.RemoveFinalizer(b, backupv1alpha1.FinalizerArtifact)
+	return client.IgnoreNotFound(r.Patch(ctx, b, patch))
+}
+
+// SetupWithManager registers the reconciler and its watches.
 func (r *WorkspaceBackupReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if r.throttle == nil {
+		r.throttle = newThrottle()
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&backupv1alpha1.WorkspaceBackup{}).
+		Owns(&batchv1.Job{}).
+		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(podOwner(annotationBackup))).
+		Watches(newDevWorkspace(), handler.EnqueueRequestsFromMapFunc(r.backupsOfWorkspace)).
+		Watches(&backupv1alpha1.WorkspaceBackup{}, handler.EnqueueRequestsFromMapFunc(r.waitingOfSamePolicy)).
 		Named("workspacebackup").
 		Complete(r)
+}
+
+// backupsOfWorkspace maps a DevWorkspace to the unfinished backups it affects: its own, and with
+// common storage every unfinished backup in the namespace (they share the PVC).
+func (r *WorkspaceBackupReconciler) backupsOfWorkspace(ctx context.Context, obj client.Object) []ctrl.Request {
+	opts := []client.ListOption{client.InNamespace(obj.GetNamespace())}
+	if dw, ok := obj.(interface{ UnstructuredContent() map[string]any }); ok {
+		attrs, _ := dw.UnstructuredContent()["spec"].(map[string]any)
+		if st := storageTypeOf(attrs); st == storagePerWorkspace || st == storageEphemeral || st == storageAsync {
+			opts = append(opts, client.MatchingFields{indexBackupWorkspace: obj.GetName()})
+		}
+	}
+	list := &backupv1alpha1.WorkspaceBackupList{}
+	if err := r.List(ctx, list, opts...); err != nil {
+		logf.FromContext(ctx).Error(err, "list backups of a DevWorkspace")
+		return nil
+	}
+	var reqs []ctrl.Request
+	for i := range list.Items {
+		if !list.Items[i].Status.Phase.Finished() {
+			reqs = append(reqs, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+		}
+	}
+	return reqs
+}
+
+// waitingOfSamePolicy wakes the backups waiting for a concurrency slot when one of their policy's
+// backups finishes.
+func (r *WorkspaceBackupReconciler) waitingOfSamePolicy(ctx context.Context, obj client.Object) []ctrl.Request {
+	b, ok := obj.(*backupv1alpha1.WorkspaceBackup)
+	if !ok || !b.Status.Phase.Finished() {
+		return nil
+	}
+	return r.throttle.waiting(ctx, r.Client, b.Spec.PolicyName)
 }

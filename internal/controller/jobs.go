@@ -1,0 +1,103 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+)
+
+// getJob reads a mover Job from the cache, and from the API server when the cache has not seen
+// it yet (it was created a moment ago). nil means it does not exist.
+func getJob(ctx context.Context, c client.Client, reader client.Reader, namespace, name string) (*batchv1.Job, error) {
+	job := &batchv1.Job{}
+	key := client.ObjectKey{Namespace: namespace, Name: name}
+	err := c.Get(ctx, key, job)
+	if apierrors.IsNotFound(err) {
+		err = reader.Get(ctx, key, job)
+	}
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get Job %s: %w", key, err)
+	}
+	return job, nil
+}
+
+// deleteJob deletes a mover Job and its pods (background propagation: the call returns at once,
+// the pod gets SIGTERM right away).
+func deleteJob(ctx context.Context, c client.Client, namespace, name string) error {
+	if name == "" {
+		return nil
+	}
+	job := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace}}
+	err := c.Delete(ctx, job, client.PropagationPolicy(metav1.DeletePropagationBackground))
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("delete Job %s/%s: %w", namespace, name, err)
+	}
+	return nil
+}
+
+// jobPods lists the cached pods of a mover Job.
+func jobPods(ctx context.Context, c client.Client, job *batchv1.Job) ([]corev1.Pod, error) {
+	pods := &corev1.PodList{}
+	err := c.List(ctx, pods, client.InNamespace(job.Namespace), client.MatchingLabels{labelOwnerUID: job.Labels[labelOwnerUID]})
+	if err != nil {
+		return nil, fmt.Errorf("list pods of Job %s/%s: %w", job.Namespace, job.Name, err)
+	}
+	var owned []corev1.Pod
+	for _, p := range pods.Items {
+		if metav1.IsControlledBy(&p, job) {
+			owned = append(owned, p)
+		}
+	}
+	return owned, nil
+}
+
+// jobPodCreationFailure looks, only while the Job has no pod, for the Job controller's
+// FailedCreate Event (quota, admission). Events are read from the API server by field selector.
+func jobPodCreationFailure(ctx context.Context, reader client.Reader, job *batchv1.Job) (string, bool, error) {
+	if !noPodsYet(job) {
+		return "", false, nil
+	}
+	events := &corev1.EventList{}
+	err := reader.List(ctx, events, client.InNamespace(job.Namespace), client.MatchingFieldsSelector{
+		Selector: fields.SelectorFromSet(fields.Set{"involvedObject.kind": "Job", "involvedObject.name": job.Name}),
+	})
+	if err != nil {
+		return "", false, fmt.Errorf("list Events of Job %s/%s: %w", job.Namespace, job.Name, err)
+	}
+	var mine []corev1.Event
+	for _, e := range events.Items {
+		if e.InvolvedObject.UID == job.UID {
+			mine = append(mine, e)
+		}
+	}
+	msg, failed := podCreationFailure(mine)
+	return msg, failed, nil
+}
+
+// podOwner maps a mover Pod to its owner through the annotation its Job template sets.
+func podOwner(annotation string) handler.MapFunc {
+	return func(_ context.Context, obj client.Object) []ctrl.Request {
+		name, ok := obj.GetAnnotations()[annotation]
+		if !ok {
+			return nil
+		}
+		return []ctrl.Request{{NamespacedName: types.NamespacedName{Namespace: obj.GetNamespace(), Name: name}}}
+	}
+}
+
+// noPodsYet reports whether the Job controller has not started any pod of the Job.
+func noPodsYet(job *batchv1.Job) bool {
+	return job.Status.Active == 0 && job.Status.Succeeded == 0 && job.Status.Failed == 0
+}

@@ -1,0 +1,134 @@
+package controller
+
+import (
+	"cmp"
+	"context"
+	"sync"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+
+	backupv1alpha1 "github.com/dwbackup/devworkspace-backup-operator/api/v1alpha1"
+)
+
+// throttle decides, in one place, whether a backup may start: at most maxConcurrentBackups
+// Running backups per policy. The cache can lag behind the backups this process has just
+// started, so admissions are remembered (expectations) until the cache shows the backup Running
+// or finished; the cache can never cause over-admission.
+type throttle struct {
+	mu sync.Mutex
+	// admitted[policy] holds backups started by this process that the cache may not show yet.
+	admitted map[string]map[types.UID]bool
+}
+
+func newThrottle() *throttle {
+	return &throttle{admitted: map[string]map[types.UID]bool{}}
+}
+
+// admit reports whether b may start now, and if so counts it against its policy. Waiting backups
+// are served in order: manual and pre-restore first, then oldest first.
+func (t *throttle) admit(ctx context.Context, c client.Client, policy *backupv1alpha1.BackupPolicy, b *backupv1alpha1.WorkspaceBackup) bool {
+	list := &backupv1alpha1.WorkspaceBackupList{}
+	if err := c.List(ctx, list, client.MatchingLabels{backupv1alpha1.LabelPolicy: policy.Name}); err != nil {
+		logf.FromContext(ctx).Error(err, "list backups of policy for the throttle", "policy", policy.Name)
+		return false
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	expected := t.admitted[policy.Name]
+	running := 0
+	var queue []*backupv1alpha1.WorkspaceBackup
+	for i := range list.Items {
+		item := &list.Items[i]
+		switch {
+		case item.Status.Phase == backupv1alpha1.BackupRunning:
+			running++
+			delete(expected, item.UID) // the cache has caught up
+		case item.Status.Phase.Finished():
+			delete(expected, item.UID)
+		case expected[item.UID]:
+			running++ // started by us, cache not there yet
+		case item.UID != b.UID && waitsForSlot(item):
+			queue = append(queue, item)
+		}
+	}
+	if expected[b.UID] {
+		return true // already admitted (a retry after a failed status patch)
+	}
+	free := int(policy.Spec.MaxConcurrentBackups) - running
+	ahead := 0
+	for _, other := range queue {
+		if servedBefore(other, b) {
+			ahead++
+		}
+	}
+	if free <= ahead {
+		return false
+	}
+	if expected == nil {
+		expected = map[types.UID]bool{}
+		t.admitted[policy.Name] = expected
+	}
+	expected[b.UID] = true
+	return true
+}
+
+// release undoes an admission whose Job was not created.
+func (t *throttle) release(b *backupv1alpha1.WorkspaceBackup) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.admitted[b.Spec.PolicyName], b.UID)
+}
+
+// forget drops a finished or deleted backup's admission.
+func (t *throttle) forget(b *backupv1alpha1.WorkspaceBackup) { t.release(b) }
+
+// waiting lists the backups of a policy waiting for a slot, to wake them when one frees up.
+func (t *throttle) waiting(ctx context.Context, c client.Client, policyName string) []ctrl.Request {
+	list := &backupv1alpha1.WorkspaceBackupList{}
+	if err := c.List(ctx, list, client.MatchingLabels{backupv1alpha1.LabelPolicy: policyName}); err != nil {
+		return nil
+	}
+	var reqs []ctrl.Request
+	for i := range list.Items {
+		if waitsForSlot(&list.Items[i]) {
+			reqs = append(reqs, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+		}
+	}
+	return reqs
+}
+
+// waitsForSlot: a new backup, or one that was told to wait for a concurrency slot.
+func waitsForSlot(b *backupv1alpha1.WorkspaceBackup) bool {
+	if b.Status.Phase == "" {
+		return true
+	}
+	if b.Status.Phase != backupv1alpha1.BackupPending {
+		return false
+	}
+	ready := meta.FindStatusCondition(b.Status.Conditions, backupv1alpha1.ConditionReady)
+	return ready != nil && ready.Reason == backupv1alpha1.ReasonWaitingForConcurrencySlot
+}
+
+// servedBefore orders waiting backups: manual and pre-restore before scheduled, then by age.
+func servedBefore(a, b *backupv1alpha1.WorkspaceBackup) bool {
+	return compareQueue(a, b) < 0
+}
+
+func compareQueue(a, b *backupv1alpha1.WorkspaceBackup) int {
+	return cmp.Or(
+		cmp.Compare(triggerRank(a), triggerRank(b)),
+		a.CreationTimestamp.Compare(b.CreationTimestamp.Time),
+		cmp.Compare(a.Namespace+"/"+a.Name, b.Namespace+"/"+b.Name),
+	)
+}
+
+func triggerRank(b *backupv1alpha1.WorkspaceBackup) int {
+	if backupv1alpha1.Trigger(b.Labels[backupv1alpha1.LabelTrigger]) == backupv1alpha1.TriggerScheduled {
+		return 1
+	}
+	return 0
+}
