@@ -5,6 +5,8 @@
 # and a manual WorkspaceBackup. Passes when the backup Succeeds through a real Job and the artifact,
 # fetched with oras and unpacked with tar as DWO restores it, equals the files.
 # Re-runnable: it deletes what a previous run left first. SMOKE_CLEANUP=1 removes it all at the end.
+# `smoke.sh --direct-job` creates the mover Job itself instead of the policy and WorkspaceBackup:
+# it checks image, mover, node and registry without the controllers.
 set -euo pipefail
 # shellcheck source=hack/local-cluster/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -22,6 +24,8 @@ WS_ID=workspace$(openssl rand -hex 8)
 PV=dwbackup-smoke-$WS_ID
 DATA=$LOCAL_CLUSTER_DIR/smoke/$WS_ID
 WORK=$LOCAL_CLUSTER_DIR/smoke/check
+ARTIFACT_REF=""
+ARTIFACT_DIGEST=""
 
 preflight() {
   if [ ! -s "$KUBECONFIG_ADMIN" ] || ! tls_get "$APISERVER_PORT" /readyz >/dev/null 2>&1; then
@@ -187,7 +191,8 @@ show_failure() {
   local job
   job=$(kctl -n "$NS" get workspacebackup "$BACKUP" -o 'jsonpath={.status.jobName}' 2>/dev/null || true)
   [ -z "$job" ] || kctl -n "$NS" logs "job/$job" --tail=30 >&2 || true
-  kctl -n devworkspace-backup-operator-system logs deployment/devworkspace-backup-operator-controller-manager --tail=30 >&2 || true
+  kctl -n devworkspace-backup-operator-system logs deployment/devworkspace-backup-operator-controller-manager --tail=15 2>&1 |
+    cut -c1-400 >&2 || true
 }
 
 wait_backup() {
@@ -199,14 +204,14 @@ wait_backup() {
     show_failure
     die "WorkspaceBackup $NS/$BACKUP ended $(backup_phase)"
   fi
+  ARTIFACT_REF=$(kctl -n "$NS" get workspacebackup "$BACKUP" -o 'jsonpath={.status.artifact.reference}')
+  ARTIFACT_DIGEST=$(kctl -n "$NS" get workspacebackup "$BACKUP" -o 'jsonpath={.status.artifact.digest}')
 }
 
 # check_artifact pulls the artifact as DWO's restore does (oras pull, then tar -xzf) and compares
 # it with the files; it also checks the DWO artifact type and that latest points at it.
 check_artifact() {
-  local ref digest repo latest
-  ref=$(kctl -n "$NS" get workspacebackup "$BACKUP" -o 'jsonpath={.status.artifact.reference}')
-  digest=$(kctl -n "$NS" get workspacebackup "$BACKUP" -o 'jsonpath={.status.artifact.digest}')
+  local ref=$ARTIFACT_REF digest=$ARTIFACT_DIGEST repo latest
   [ -n "$ref" ] || die "the WorkspaceBackup has no status.artifact.reference"
   log "artifact $ref ($digest)"
   repo=${ref%@*}
@@ -225,6 +230,59 @@ check_artifact() {
   fi
 }
 
+# run_direct_job runs the mover the way DESIGN 4 says the controller does (claim root mounted
+# read-only, --source <mount>/projects, the workspace's user, host network on this cluster), without
+# the controller: it checks the image, the mover, the node and the registry while the controllers
+# are not there yet. Used with --direct-job.
+run_direct_job() {
+  local image job=smoke-direct-mover
+  image=$(kctl -n devworkspace-backup-operator-system get deployment devworkspace-backup-operator-controller-manager \
+    -o 'jsonpath={.spec.template.spec.containers[0].image}')
+  kctl -n "$NS" apply -f - >/dev/null <<EOF
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: $job
+  namespace: $NS
+spec:
+  backoffLimit: 0
+  activeDeadlineSeconds: 300
+  template:
+    spec:
+      restartPolicy: Never
+      hostNetwork: true
+      automountServiceAccountToken: false
+      securityContext:
+        runAsNonRoot: true
+        runAsUser: $WS_UID
+        runAsGroup: $WS_GID
+        fsGroup: $WS_UID
+        seccompProfile: {type: RuntimeDefault}
+      containers:
+      - name: mover
+        image: $image
+        command: [/mover, backup, --source, /workspace/projects, --repository, $LOCAL_REGISTRY/smoke/$NS/$WS,
+                  --tag, direct, --workspace, $WS, --namespace, $NS, --workspace-id, $WS_ID, --insecure]
+        securityContext:
+          allowPrivilegeEscalation: false
+          readOnlyRootFilesystem: true
+          capabilities: {drop: [ALL]}
+        volumeMounts:
+        - {name: storage, mountPath: /workspace, readOnly: true}
+      volumes:
+      - name: storage
+        persistentVolumeClaim: {claimName: storage-$WS_ID, readOnly: true}
+EOF
+  if ! kctl -n "$NS" wait --for=condition=Complete "job/$job" --timeout=180s >/dev/null; then
+    kctl -n "$NS" describe job "$job" >&2 || true
+    kctl -n "$NS" logs "job/$job" --tail=30 >&2 || true
+    die "the direct mover Job did not complete"
+  fi
+  log "mover result: $(kctl -n "$NS" get pods -l "job-name=$job" -o 'jsonpath={.items[0].status.containerStatuses[0].state.terminated.message}')"
+  ARTIFACT_REF=$LOCAL_REGISTRY/smoke/$NS/$WS:direct
+  ARTIFACT_DIGEST=$("$ORAS" resolve --plain-http "$ARTIFACT_REF")
+}
+
 cleanup() {
   [ "${SMOKE_CLEANUP:-}" = 1 ] || return 0
   clean_previous
@@ -237,8 +295,12 @@ main() {
   step "namespace $NS" apply_namespace
   step "hostPath PV and PVC storage-$WS_ID" apply_storage
   step "stopped DevWorkspace $WS ($WS_ID)" apply_workspace
-  step "BackupPolicy $POLICY and WorkspaceBackup $BACKUP" apply_policy_and_backup
-  step "backup Succeeded" wait_backup
+  if [ "${1:-}" = --direct-job ]; then
+    step "mover Job without the controller" run_direct_job
+  else
+    step "BackupPolicy $POLICY and WorkspaceBackup $BACKUP" apply_policy_and_backup
+    step "backup Succeeded" wait_backup
+  fi
   step "artifact equals the files (oras pull + tar -xzf)" check_artifact
   cleanup
   log "smoke passed in $(since "$_t0")s"
