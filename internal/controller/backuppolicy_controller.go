@@ -5,7 +5,7 @@ Licensed under the Apache License, Version 2.0 (the "License");
 you may not use this file except in compliance with the License.
 You may obtain a copy of the License at
 
-    http://www.apache.org/licenses/LICENSE-2.0
+	http://www.apache.org/licenses/LICENSE-2.0
 
 Unless required by applicable law or agreed to in writing, software
 distributed under the License is distributed on an "AS IS" BASIS,
@@ -345,9 +345,7 @@ func (r *BackupPolicyReconciler) patchStatus(ctx context.Context, before, policy
 // neither generation, labels nor annotations, so they do not wake the policy again.
 func (r *BackupPolicyReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &backupv1alpha1.WorkspaceBackup{}, indexBackupPolicy,
-		func(o client.Object) []string {
-			return []string{o.(*backupv1alpha1.WorkspaceBackup).Spec.PolicyName}
-		}); err != nil {
+		backupPolicyName); err != nil {
 		return err
 	}
 	return ctrl.NewControllerManagedBy(mgr).
@@ -396,6 +394,11 @@ func (r *BackupPolicyReconciler) policiesMatching(ctx context.Context, match fun
 		}
 	}
 	return requests
+}
+
+// backupPolicyName is the value of indexBackupPolicy.
+func backupPolicyName(o client.Object) []string {
+	return []string{o.(*backupv1alpha1.WorkspaceBackup).Spec.PolicyName}
 }
 
 // policyOfBackup maps a WorkspaceBackup to its policy, to keep activeBackups and
