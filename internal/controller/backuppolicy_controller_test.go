@@ -240,7 +240,7 @@ var _ = Describe("BackupPolicy reconciler", func() {
 	It("caches DevWorkspaces trimmed: no managedFields, no components, only the attributes it reads", func() {
 		createWorkspace(testWorkspace{Namespace: ns, Name: "big", StorageType: storagePerWorkspace, StoppedAt: stoppedAt,
 			Attributes: map[string]any{
-				attrDevWorkspaceCfg: map[string]any{"name": "custom-config", "namespace": "dwo"},
+				attrDevWorkspaceCfg:       map[string]any{"name": "custom-config", "namespace": "dwo"},
 				"dw.metadata.annotations": map[string]any{"che.eclipse.org/devfile": "a large devfile"},
 			}})
 		Expect(getWorkspace(ns, "big").GetManagedFields()).NotTo(BeEmpty(), "the API server keeps managedFields")
