@@ -120,11 +120,16 @@ remove_cgroups() {
   rm -f "$SAVED/cgroups"
 }
 
+# check_nothing_left warns about any process that still names our state dir (every component and
+# shim does) or still sits in a kubelet-made cgroup, and about mounts left under the state dir.
 check_nothing_left() {
-  local left
-  # shellcheck disable=SC2009 # matching full command lines against our paths, not names
-  left=$(ps -eo pid=,args= | grep -F -e "$LOCAL_CLUSTER_DIR" -e "$K8S_BIN" | grep -v -e grep -e down.sh || true)
-  [ -z "$left" ] || log "warning: still running: $left"
+  local left pid
+  # shellcheck disable=SC2009 # matching full command lines against our path, not names
+  left=$(ps -eo pid=,stat=,args= | grep -F -- "$LOCAL_CLUSTER_DIR" | grep -v -e ' Z' -e grep -e down.sh || true)
+  while IFS= read -r pid; do
+    running "$pid" && left+=$'\n'"$pid $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)"
+  done < <(grep -l '/kubepods' /proc/[0-9]*/cgroup 2>/dev/null | cut -d/ -f3)
+  [ -z "${left//$'\n'/}" ] || log "warning: still running: $left"
   left=$(awk -v d="$LOCAL_CLUSTER_DIR" 'index($2, d) == 1 { print $2 }' /proc/self/mounts)
   [ -z "$left" ] || log "warning: still mounted: $left"
 }
