@@ -1,13 +1,18 @@
 package controller
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
 // DevWorkspaces are read as unstructured objects: the operator needs a handful of fields and must
@@ -170,4 +175,17 @@ func storageTypeOf(spec map[string]any) string {
 		return s
 	}
 	return storageCommon
+}
+
+// lookupWorkspace reads a DevWorkspace from the cache; nil means it does not exist.
+func lookupWorkspace(ctx context.Context, c client.Client, namespace, name string) (*workspace, error) {
+	dw := newDevWorkspace()
+	if err := c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, dw); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("get DevWorkspace %s/%s: %w", namespace, name, err)
+	}
+	w := workspaceFrom(dw)
+	return &w, nil
 }

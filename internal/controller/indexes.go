@@ -13,19 +13,11 @@ import (
 const (
 	// indexBackupWorkspace: WorkspaceBackup by spec.workspaceName (DevWorkspace -> its backups).
 	indexBackupWorkspace = "spec.workspaceName"
-	// indexRestoreWorkspace: WorkspaceRestore by spec.workspaceName.
-	indexRestoreWorkspace = "restore.spec.workspaceName"
 )
 
 func setupIndexes(mgr ctrl.Manager) error {
 	ctx := context.Background()
-	idx := mgr.GetFieldIndexer()
-	if err := idx.IndexField(ctx, &backupv1alpha1.WorkspaceBackup{}, indexBackupWorkspace, func(o client.Object) []string {
+	return mgr.GetFieldIndexer().IndexField(ctx, &backupv1alpha1.WorkspaceBackup{}, indexBackupWorkspace, func(o client.Object) []string {
 		return []string{o.(*backupv1alpha1.WorkspaceBackup).Spec.WorkspaceName}
-	}); err != nil {
-		return err
-	}
-	return idx.IndexField(ctx, &backupv1alpha1.WorkspaceRestore{}, indexRestoreWorkspace, func(o client.Object) []string {
-		return []string{o.(*backupv1alpha1.WorkspaceRestore).Spec.WorkspaceName}
 	})
 }

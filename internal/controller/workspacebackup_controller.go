@@ -127,15 +127,9 @@ func (r *WorkspaceBackupReconciler) advance(ctx context.Context, b *backupv1alph
 		r.finish(b, backupv1alpha1.BackupFailed, *o)
 		return ctrl.Result{}, nil
 	}
-	dw := newDevWorkspace()
-	err := r.Get(ctx, client.ObjectKey{Namespace: b.Namespace, Name: b.Spec.WorkspaceName}, dw)
-	if err != nil && !apierrors.IsNotFound(err) {
+	ws, err := lookupWorkspace(ctx, r.Client, b.Namespace, b.Spec.WorkspaceName)
+	if err != nil {
 		return ctrl.Result{}, err
-	}
-	var ws *workspace
-	if err == nil {
-		w := workspaceFrom(dw)
-		ws = &w
 	}
 	if b.Status.Phase == backupv1alpha1.BackupRunning {
 		return r.watchJob(ctx, b, ws)
@@ -257,7 +251,7 @@ func (r *WorkspaceBackupReconciler) createJob(ctx context.Context, b *backupv1al
 // watchJob follows a running backup: it stops the Job when the developer needs the workspace,
 // and records the mover's result when the Job ends.
 func (r *WorkspaceBackupReconciler) watchJob(ctx context.Context, b *backupv1alpha1.WorkspaceBackup, ws *workspace) (ctrl.Result, error) {
-	if why, err := r.startedReason(ctx, b, ws); err != nil || why != "" {
+	if why, err := workspaceStartedReason(ctx, r.Client, b.Spec.WorkspaceName, ws); err != nil || why != "" {
 		if err != nil {
 			return ctrl.Result{}, err
 		}
@@ -303,18 +297,6 @@ func (r *WorkspaceBackupReconciler) watchJob(ctx context.Context, b *backupv1alp
 			"mover Job %s failed (%s) without a result; see kubectl -n %s logs job/%s", job.Name, jobReason, b.Namespace, job.Name)})
 	}
 	return ctrl.Result{}, nil
-}
-
-// startedReason says why a running backup must stop: its workspace was started or deleted, or
-// (common storage) another workspace on the same PVC started. "" means carry on.
-func (r *WorkspaceBackupReconciler) startedReason(ctx context.Context, b *backupv1alpha1.WorkspaceBackup, ws *workspace) (string, error) {
-	if ws == nil {
-		return fmt.Sprintf("DevWorkspace %s was deleted", b.Spec.WorkspaceName), nil
-	}
-	if !ws.Stopped() {
-		return fmt.Sprintf("DevWorkspace %s was started", ws.Name), nil
-	}
-	return startedNeighbour(ctx, r.Client, *ws)
 }
 
 // checkPodCreation fails the backup at once when the Job controller cannot create the mover pod.

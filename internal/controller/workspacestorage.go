@@ -102,3 +102,15 @@ func startedNeighbour(ctx context.Context, c client.Client, ws workspace) (strin
 	}
 	return "", nil
 }
+
+// workspaceStartedReason says why a running mover must stop: its workspace was started or
+// deleted, or (common storage) another workspace on the same PVC started. "" means carry on.
+func workspaceStartedReason(ctx context.Context, c client.Client, name string, ws *workspace) (string, error) {
+	if ws == nil {
+		return fmt.Sprintf("DevWorkspace %s was deleted", name), nil
+	}
+	if !ws.Stopped() {
+		return fmt.Sprintf("DevWorkspace %s was started", ws.Name), nil
+	}
+	return startedNeighbour(ctx, c, *ws)
+}
