@@ -19,6 +19,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -66,6 +67,11 @@ type BackupPolicyReconciler struct {
 	Scheme    *runtime.Scheme
 	Recorder  events.EventRecorder
 	Options
+
+	// processed remembers the last slot each policy (by UID) processed, because the cache may
+	// still show the old lastScheduleTime right after the patch. Lost on restart, which is fine:
+	// the status is the record, this only saves re-processing a slot during cache lag.
+	processed sync.Map
 }
 
 // +kubebuilder:rbac:groups=backup.dwbackup.io,resources=backuppolicies,verbs=get;list;watch;update;patch
@@ -120,6 +126,9 @@ func (r *BackupPolicyReconciler) reconcilePolicy(ctx context.Context, policy *ba
 			message: "the policy is valid"})
 	}
 
+	if done, ok := r.processed.Load(policy.UID); ok && after(done.(time.Time), status.LastScheduleTime) {
+		status.LastScheduleTime = &metav1.Time{Time: done.(time.Time)}
+	}
 	slot := scheduleOf(policy, valid).slotsAt(now)
 	switch {
 	case !slot.Due.IsZero():
@@ -129,17 +138,24 @@ func (r *BackupPolicyReconciler) reconcilePolicy(ctx context.Context, policy *ba
 			return ctrl.Result{}, err
 		}
 		status.LastScheduleTime = &metav1.Time{Time: slot.Due}
+		r.processed.Store(policy.UID, slot.Due)
 	case !slot.Missed.IsZero():
 		r.Recorder.Eventf(policy, nil, corev1.EventTypeWarning, eventMissedSchedule, "Schedule",
 			"slot %s was missed by more than startingDeadlineSeconds (%s) and is skipped",
 			slot.Missed.Format(time.RFC3339), valid.deadline)
 		status.LastScheduleTime = &metav1.Time{Time: slot.Missed}
+		r.processed.Store(policy.UID, slot.Missed)
 	}
 	status.NextScheduleTime = nil
 	if !slot.Next.IsZero() {
 		status.NextScheduleTime = &metav1.Time{Time: slot.Next}
 	}
 	return requeueAt(now, slot.Next, referencesRegistryObjects(policy)), nil
+}
+
+// after reports whether t is later than the (possibly unset) status time.
+func after(t time.Time, status *metav1.Time) bool {
+	return status == nil || t.After(status.Time)
 }
 
 // validate checks the spec and the registry Secret and CA ConfigMap it names.

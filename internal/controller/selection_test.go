@@ -250,3 +250,30 @@ func TestScheduledBackup(t *testing.T) {
 		t.Errorf("spec.workspaceName %q, want the full name", lb.Spec.WorkspaceName)
 	}
 }
+
+func TestSummarize(t *testing.T) {
+	done := func(at time.Time) func(*backupv1alpha1.WorkspaceBackup) {
+		return func(b *backupv1alpha1.WorkspaceBackup) { b.Status.CompletionTime = &metav1.Time{Time: at} }
+	}
+	backups := []backupv1alpha1.WorkspaceBackup{
+		bk("a", backupv1alpha1.BackupRunning, stopT1),
+		bk("b", backupv1alpha1.BackupRunning, stopT1),
+		bk("c", "", time.Time{}),
+		bk("d", backupv1alpha1.BackupSucceeded, stopT1, done(stopT2)),
+		bk("e", backupv1alpha1.BackupSucceeded, stopT1, done(stopT1)),
+		bk("f", backupv1alpha1.BackupFailed, stopT1, done(stopT2.Add(time.Hour))),
+	}
+	status := backupv1alpha1.BackupPolicyStatus{}
+	summarize(&status, selection{Selected: 5, NoStorage: 2}, backups)
+	if status.Workspaces != 5 || status.SkippedWorkspaces != 2 || status.ActiveBackups != 2 {
+		t.Errorf("workspaces %d, skipped %d, active %d; want 5, 2, 2", status.Workspaces, status.SkippedWorkspaces, status.ActiveBackups)
+	}
+	if got := timeOf(status.LastSuccessfulBackupTime); !got.Equal(stopT2) {
+		t.Errorf("lastSuccessfulBackupTime %s, want %s (the newest success, not the failure)", got, stopT2)
+	}
+	// The newest success pruned or deleted: the time never moves back.
+	summarize(&status, selection{}, backups[4:5])
+	if got := timeOf(status.LastSuccessfulBackupTime); !got.Equal(stopT2) || status.ActiveBackups != 0 {
+		t.Errorf("lastSuccessfulBackupTime %s, active %d; want %s, 0", got, status.ActiveBackups, stopT2)
+	}
+}
