@@ -10,6 +10,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -245,6 +246,11 @@ func (x *extractor) closeDirs(next string) error {
 }
 
 func (x *extractor) writeErr(name string, err error) error {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		// The most likely cause of a failed restore deserves words a person acts on.
+		return failf(ReasonWriteFailed, "write %s: %w: the target volume is full after %d bytes in %d files",
+			name, unwrapPathError(err), x.count.bytes.Load(), x.count.files.Load())
+	}
 	return failf(ReasonWriteFailed, "write %s: %w", name, unwrapPathError(err))
 }
 
