@@ -27,8 +27,11 @@ stop_containers() {
   done
 }
 
+# task_stopped NS ID: the task has exited (containerd's CRI plugin may already have deleted it).
 task_stopped() {
-  ctr --address "$CONTAINERD_SOCK" -n "$1" tasks ls 2>/dev/null | awk -v id="$2" '$1 == id { print $3 }' | grep -qx STOPPED
+  local status
+  status=$(ctr --address "$CONTAINERD_SOCK" -n "$1" tasks ls 2>/dev/null | awk -v id="$2" '$1 == id { print $3 }')
+  [ -z "$status" ] || [ "$status" = STOPPED ]
 }
 
 # kill_leftover_shims ends shims (and their containers) that survived containerd, identified by
