@@ -118,14 +118,28 @@ func (r *BackupPolicyReconciler) reconcilePolicy(ctx context.Context, policy *ba
 	}
 	sel := selectWorkspaces(valid.selectors, state.namespaces, state.workspaces, historyOf(state.backups))
 	summarize(status, sel, state.backups)
-	if policy.Spec.Suspend {
-		setConditions(&status.Conditions, policy.Generation, outcome{ready: true, reason: backupv1alpha1.ReasonSuspended,
-			message: "spec.suspend is true: no new backups are scheduled"})
-	} else {
-		setConditions(&status.Conditions, policy.Generation, outcome{ready: true, reason: backupv1alpha1.ReasonValid,
-			message: "the policy is valid"})
+	setConditions(&status.Conditions, policy.Generation, readyOutcome(policy))
+	next, err := r.processSlot(ctx, policy, valid, sel, now)
+	if err != nil {
+		return ctrl.Result{}, err
 	}
+	return requeueAt(now, next, referencesRegistryObjects(policy)), nil
+}
 
+// readyOutcome is the condition of a valid policy.
+func readyOutcome(policy *backupv1alpha1.BackupPolicy) outcome {
+	if policy.Spec.Suspend {
+		return outcome{ready: true, reason: backupv1alpha1.ReasonSuspended,
+			message: "spec.suspend is true: no new backups are scheduled"}
+	}
+	return outcome{ready: true, reason: backupv1alpha1.ReasonValid, message: "the policy is valid"}
+}
+
+// processSlot creates the backups of a due slot or skips a missed one, records it in
+// lastScheduleTime, sets nextScheduleTime and returns the next slot.
+func (r *BackupPolicyReconciler) processSlot(ctx context.Context, policy *backupv1alpha1.BackupPolicy,
+	valid validPolicy, sel selection, now time.Time) (time.Time, error) {
+	status := &policy.Status
 	if done, ok := r.processed.Load(policy.UID); ok && after(done.(time.Time), status.LastScheduleTime) {
 		status.LastScheduleTime = &metav1.Time{Time: done.(time.Time)}
 	}
@@ -135,7 +149,7 @@ func (r *BackupPolicyReconciler) reconcilePolicy(ctx context.Context, policy *ba
 		// Backups first, then lastScheduleTime: a crash in between re-processes the slot, and the
 		// deterministic names turn the second attempt into AlreadyExists (no duplicate, no miss).
 		if err := r.createBackups(ctx, policy, slot.Due, sel); err != nil {
-			return ctrl.Result{}, err
+			return time.Time{}, err
 		}
 		status.LastScheduleTime = &metav1.Time{Time: slot.Due}
 		r.processed.Store(policy.UID, slot.Due)
@@ -150,7 +164,7 @@ func (r *BackupPolicyReconciler) reconcilePolicy(ctx context.Context, policy *ba
 	if !slot.Next.IsZero() {
 		status.NextScheduleTime = &metav1.Time{Time: slot.Next}
 	}
-	return requeueAt(now, slot.Next, referencesRegistryObjects(policy)), nil
+	return slot.Next, nil
 }
 
 // after reports whether t is later than the (possibly unset) status time.

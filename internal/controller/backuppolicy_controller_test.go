@@ -123,6 +123,12 @@ var _ = Describe("BackupPolicy reconciler", func() {
 		slot := day.Add(2 * time.Hour)
 		crashed := scheduledBackup(policy.Name, workspaceFrom(getWorkspace(ns, "alpha")), slot)
 		Expect(k8sClient.Create(ctx, crashed)).To(Succeed())
+		// It even failed already, so alpha is due again at this slot: the create meets AlreadyExists.
+		Eventually(func(g Gomega) {
+			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(crashed), crashed)).To(Succeed())
+			crashed.Status.Phase = backupv1alpha1.BackupFailed
+			g.Expect(k8sClient.Status().Update(ctx, crashed)).To(Succeed())
+		}).Should(Succeed())
 		fakeClock.SetTime(slot.Add(time.Minute))
 		touchPolicy(policy.Name)
 		Eventually(func(g Gomega) time.Time {
