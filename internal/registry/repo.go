@@ -406,6 +406,33 @@ func (hr *hashingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// streamChunk is how much of a stream is read, hashed and sent at a time. The
+// HTTP client copies a body 32 KiB at a time unless the body has WriteTo; in
+// 1 MiB pieces the upload makes 32 times fewer syscalls and pipe hand-offs.
+const streamChunk = 1 << 20
+
+// WriteTo makes the HTTP client send the body in streamChunk pieces.
+func (hr *hashingReader) WriteTo(w io.Writer) (int64, error) {
+	buf := make([]byte, streamChunk)
+	var total int64
+	for {
+		n, err := io.ReadAtLeast(hr, buf, len(buf))
+		if n > 0 {
+			m, werr := w.Write(buf[:n])
+			total += int64(m)
+			if werr != nil {
+				return total, werr
+			}
+		}
+		switch {
+		case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+			return total, hr.err
+		case err != nil:
+			return total, err
+		}
+	}
+}
+
 func (hr *hashingReader) sum() v1.Hash {
 	return v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(hr.h.Sum(nil))}
 }
