@@ -32,7 +32,7 @@ type kind int
 const (
 	kindSource       kind = iota // code-like text
 	kindRandom                   // incompressible: git packs, loose objects, media
-	kindCompressible             // binaries with structure (about 5:1 at gzip -1)
+	kindCompressible             // binaries with structure (about 10:1 at gzip -1)
 )
 
 // file is one file to write.
