@@ -37,7 +37,7 @@ func newBackupFixture(mutate ...func(*backupv1alpha1.BackupPolicy)) backupFixtur
 			Schedule:          "0 2 * * *",
 			Suspend:           true,
 			NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"fixture": label}},
-			Registry:          backupv1alpha1.RegistrySpec{Repository: "registry.example.com/backups"},
+			Registry:          backupv1alpha1.RegistrySpec{Repository: "127.0.0.1:1/backups"},
 		},
 	}
 	for _, m := range mutate {

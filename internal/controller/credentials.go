@@ -11,6 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	backupv1alpha1 "github.com/dwbackup/devworkspace-backup-operator/api/v1alpha1"
+	"github.com/dwbackup/devworkspace-backup-operator/internal/registry"
 )
 
 // namespaceAuthSecretName is the Secret an admin may create in a workspace namespace with
@@ -30,62 +31,91 @@ type credentialsError struct{ msg string }
 
 func (e *credentialsError) Error() string { return e.msg }
 
-// ensureCredentials returns the Secret the mover mounts: the namespace's own
-// dwbackup-registry-auth, else a copy (named copyName, owned by owner) of the policy's
+// registryAuth is what a workspace namespace's registry access uses.
+type registryAuth struct {
+	// NamespaceSecret is set when the namespace has its own dwbackup-registry-auth.
+	NamespaceSecret string
+	Config          []byte // docker config.json; nil = anonymous
+	CA              []byte // PEM; nil = system roots only
+}
+
+// readRegistryAuth reads the namespace's own dwbackup-registry-auth, else the policy's
 // authSecretName and CA bundle from the operator namespace. Secrets are read with the uncached
 // reader (RBAC: get by name only) and never listed or watched.
-func ensureCredentials(ctx context.Context, c client.Client, reader client.Reader, operatorNamespace string,
-	policy *backupv1alpha1.BackupPolicy, owner client.Object, copyName string) (credentials, error) {
+func readRegistryAuth(ctx context.Context, reader client.Reader, operatorNamespace string,
+	policy *backupv1alpha1.BackupPolicy, namespace string) (registryAuth, error) {
 	reg := policy.Spec.Registry
 	withCA := reg.CABundle != nil
 
 	own := &corev1.Secret{}
-	err := reader.Get(ctx, client.ObjectKey{Namespace: owner.GetNamespace(), Name: namespaceAuthSecretName}, own)
+	err := reader.Get(ctx, client.ObjectKey{Namespace: namespace, Name: namespaceAuthSecretName}, own)
 	switch {
 	case err == nil:
-		if _, ok := own.Data[credentialsConfigKey]; !ok {
-			return credentials{}, &credentialsError{fmt.Sprintf("Secret %s/%s has no %s key", own.Namespace, own.Name, credentialsConfigKey)}
+		cfg, ok := own.Data[credentialsConfigKey]
+		if !ok {
+			return registryAuth{}, &credentialsError{fmt.Sprintf("Secret %s/%s has no %s key", own.Namespace, own.Name, credentialsConfigKey)}
 		}
-		if _, ok := own.Data[credentialsCAKey]; withCA && !ok {
-			return credentials{}, &credentialsError{fmt.Sprintf(
+		ca, ok := own.Data[credentialsCAKey]
+		if withCA && !ok {
+			return registryAuth{}, &credentialsError{fmt.Sprintf(
 				"spec.registry.caBundle is set but Secret %s/%s has no %s key", own.Namespace, own.Name, credentialsCAKey)}
 		}
-		return credentials{SecretName: own.Name, WithCA: withCA}, nil
+		return registryAuth{NamespaceSecret: own.Name, Config: cfg, CA: ca}, nil
 	case !apierrors.IsNotFound(err):
-		return credentials{}, fmt.Errorf("get Secret %s/%s: %w", owner.GetNamespace(), namespaceAuthSecretName, err)
+		return registryAuth{}, fmt.Errorf("get Secret %s/%s: %w", namespace, namespaceAuthSecretName, err)
 	}
 
-	if reg.AuthSecretName == "" && !withCA {
-		return credentials{}, nil
-	}
-	data := map[string][]byte{}
+	auth := registryAuth{}
 	if reg.AuthSecretName != "" {
 		src := &corev1.Secret{}
 		if err := reader.Get(ctx, client.ObjectKey{Namespace: operatorNamespace, Name: reg.AuthSecretName}, src); err != nil {
 			if apierrors.IsNotFound(err) {
-				return credentials{}, &credentialsError{fmt.Sprintf("spec.registry.authSecretName: Secret %s/%s not found",
+				return registryAuth{}, &credentialsError{fmt.Sprintf("spec.registry.authSecretName: Secret %s/%s not found",
 					operatorNamespace, reg.AuthSecretName)}
 			}
-			return credentials{}, fmt.Errorf("get Secret %s/%s: %w", operatorNamespace, reg.AuthSecretName, err)
+			return registryAuth{}, fmt.Errorf("get Secret %s/%s: %w", operatorNamespace, reg.AuthSecretName, err)
 		}
 		cfg, ok := src.Data[credentialsConfigKey]
 		if !ok {
-			return credentials{}, &credentialsError{fmt.Sprintf("spec.registry.authSecretName: Secret %s/%s has no %s key",
+			return registryAuth{}, &credentialsError{fmt.Sprintf("spec.registry.authSecretName: Secret %s/%s has no %s key",
 				operatorNamespace, reg.AuthSecretName, credentialsConfigKey)}
 		}
-		data[credentialsConfigKey] = cfg
-	} else {
-		// The mover reads a config.json whenever --auth-dir is given; an empty one means anonymous.
-		data[credentialsConfigKey] = []byte(`{"auths":{}}`)
+		auth.Config = cfg
 	}
 	if withCA {
 		ca, err := readCABundle(ctx, reader, operatorNamespace, reg.CABundle)
 		if err != nil {
-			return credentials{}, err
+			return registryAuth{}, err
 		}
-		data[credentialsCAKey] = ca
+		auth.CA = ca
 	}
+	return auth, nil
+}
 
+// ensureCredentials returns the Secret the mover mounts: the namespace's own
+// dwbackup-registry-auth, else a copy (named copyName, owned by owner) of the policy's
+// credentials and CA bundle, which the reconciler deletes when the Job ends.
+func ensureCredentials(ctx context.Context, c client.Client, reader client.Reader, operatorNamespace string,
+	policy *backupv1alpha1.BackupPolicy, owner client.Object, copyName string) (credentials, error) {
+	auth, err := readRegistryAuth(ctx, reader, operatorNamespace, policy, owner.GetNamespace())
+	if err != nil {
+		return credentials{}, err
+	}
+	withCA := policy.Spec.Registry.CABundle != nil
+	if auth.NamespaceSecret != "" {
+		return credentials{SecretName: auth.NamespaceSecret, WithCA: withCA}, nil
+	}
+	if auth.Config == nil && auth.CA == nil {
+		return credentials{}, nil
+	}
+	// The mover reads a config.json whenever --auth-dir is given; an empty one means anonymous.
+	data := map[string][]byte{credentialsConfigKey: []byte(`{"auths":{}}`)}
+	if auth.Config != nil {
+		data[credentialsConfigKey] = auth.Config
+	}
+	if auth.CA != nil {
+		data[credentialsCAKey] = auth.CA
+	}
 	secret := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: copyName, Namespace: owner.GetNamespace(), Labels: childLabels()},
 		Type:       corev1.SecretTypeDockerConfigJson,
@@ -99,6 +129,21 @@ func ensureCredentials(ctx context.Context, c client.Client, reader client.Reade
 		return credentials{}, fmt.Errorf("create Secret copy %s/%s: %w", secret.Namespace, secret.Name, err)
 	}
 	return credentials{SecretName: copyName, WithCA: withCA, Copied: true}, nil
+}
+
+// newRegistryClient opens the registry for the operator itself (artifact deletion, the digest of
+// a result the mover could not report) with the same credentials a mover in namespace would use.
+// It does not retry on its own: the reconciler's requeue is the retry, bounded by the caller.
+func newRegistryClient(ctx context.Context, reader client.Reader, operatorNamespace string,
+	policy *backupv1alpha1.BackupPolicy, namespace string) (*registry.Client, error) {
+	auth, err := readRegistryAuth(ctx, reader, operatorNamespace, policy, namespace)
+	if err != nil {
+		return nil, err
+	}
+	return registry.New(registry.Options{
+		DockerConfigJSON: auth.Config, CAPEM: auth.CA, Insecure: policy.Spec.Registry.Insecure,
+		UserAgent: eventReporter, Retry: registry.Backoff{Attempts: 1},
+	})
 }
 
 // readCABundle reads the CA ConfigMap key from the operator namespace.

@@ -1,6 +1,8 @@
 package controller
 
 import (
+	"time"
+
 	"k8s.io/utils/clock"
 )
 
@@ -16,4 +18,15 @@ type Options struct {
 	MoverHostNetwork bool
 	// Clock is injected so tests drive schedules without sleeping.
 	Clock clock.Clock
+	// ArtifactRetryInterval is the wait between attempts to delete a pruned backup's artifact
+	// (default 30s); after maxArtifactDeleteAttempts the artifact is left and the backup released.
+	ArtifactRetryInterval time.Duration
+}
+
+// artifactRetryInterval returns the configured interval or its default.
+func (o Options) artifactRetryInterval() time.Duration {
+	if o.ArtifactRetryInterval > 0 {
+		return o.ArtifactRetryInterval
+	}
+	return 30 * time.Second
 }

@@ -67,6 +67,8 @@ var _ = BeforeSuite(func() {
 		OperatorNamespace: operatorNamespace,
 		MoverImage:        "registry.example.com/dwbackup/operator:test",
 		Clock:             fakeClock,
+		// Fast artifact-delete retries keep the bounded-retry spec short.
+		ArtifactRetryInterval: 100 * time.Millisecond,
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:  scheme.Scheme,

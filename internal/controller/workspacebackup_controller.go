@@ -36,6 +36,7 @@ import (
 
 	backupv1alpha1 "github.com/dwbackup/devworkspace-backup-operator/api/v1alpha1"
 	"github.com/dwbackup/devworkspace-backup-operator/internal/mover"
+	"github.com/dwbackup/devworkspace-backup-operator/internal/registry"
 )
 
 // pollNoPods is how often a Job whose pod does not appear is checked for a FailedCreate Event.
@@ -74,7 +75,7 @@ func (r *WorkspaceBackupReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !backup.DeletionTimestamp.IsZero() {
-		return ctrl.Result{}, r.finalize(ctx, backup)
+		return r.finalize(ctx, backup)
 	}
 	if backup.Status.Phase.Finished() {
 		r.throttle.forget(backup)
@@ -132,7 +133,7 @@ func (r *WorkspaceBackupReconciler) advance(ctx context.Context, b *backupv1alph
 		return ctrl.Result{}, err
 	}
 	if b.Status.Phase == backupv1alpha1.BackupRunning {
-		return r.watchJob(ctx, b, ws)
+		return r.watchJob(ctx, b, policy, ws)
 	}
 	return r.start(ctx, b, policy, ws)
 }
@@ -250,7 +251,8 @@ func (r *WorkspaceBackupReconciler) createJob(ctx context.Context, b *backupv1al
 
 // watchJob follows a running backup: it stops the Job when the developer needs the workspace,
 // and records the mover's result when the Job ends.
-func (r *WorkspaceBackupReconciler) watchJob(ctx context.Context, b *backupv1alpha1.WorkspaceBackup, ws *workspace) (ctrl.Result, error) {
+func (r *WorkspaceBackupReconciler) watchJob(ctx context.Context, b *backupv1alpha1.WorkspaceBackup,
+	policy *backupv1alpha1.BackupPolicy, ws *workspace) (ctrl.Result, error) {
 	if why, err := workspaceStartedReason(ctx, r.Client, b.Spec.WorkspaceName, ws); err != nil || why != "" {
 		if err != nil {
 			return ctrl.Result{}, err
@@ -284,10 +286,7 @@ func (r *WorkspaceBackupReconciler) watchJob(ctx context.Context, b *backupv1alp
 	case ok:
 		r.recordResult(b, res)
 	case state == jobSucceeded:
-		// The mover exited 0 but its result is missing or cut: the artifact is in the registry
-		// under the unique tag; the digest is resolved from there when it is needed.
-		r.finish(b, backupv1alpha1.BackupSucceeded, outcome{ready: true, reason: backupv1alpha1.ReasonSucceeded,
-			message: fmt.Sprintf("mover Job %s succeeded but its result was unreadable", job.Name)})
+		r.recordFromRegistry(ctx, b, policy, job.Name)
 	default:
 		reason := backupv1alpha1.ReasonJobFailed
 		if jobReason == batchv1.JobReasonDeadlineExceeded {
@@ -336,6 +335,27 @@ func (r *WorkspaceBackupReconciler) recordResult(b *backupv1alpha1.WorkspaceBack
 	}
 }
 
+// recordFromRegistry completes a backup whose mover exited 0 without a readable result (missing,
+// or cut at 4 KiB): the artifact is in the registry under the unique tag, so its digest is read
+// from there.
+func (r *WorkspaceBackupReconciler) recordFromRegistry(ctx context.Context, b *backupv1alpha1.WorkspaceBackup,
+	policy *backupv1alpha1.BackupPolicy, jobName string) {
+	reference := b.Status.Artifact.Reference
+	msg := fmt.Sprintf("mover Job %s succeeded without a readable result; the digest of %s was read from the registry", jobName, reference)
+	reg, err := newRegistryClient(ctx, r.APIReader, r.OperatorNamespace, policy, b.Namespace)
+	if err == nil {
+		var desc registry.Descriptor
+		if desc, err = reg.Resolve(ctx, reference); err == nil {
+			b.Status.Artifact.Digest = desc.Digest.String()
+		}
+	}
+	if err != nil {
+		msg = fmt.Sprintf("mover Job %s succeeded without a readable result and the digest of %s could not be read (%v); "+
+			"a restore will use the tag", jobName, reference, err)
+	}
+	r.finish(b, backupv1alpha1.BackupSucceeded, outcome{ready: true, reason: backupv1alpha1.ReasonSucceeded, message: msg})
+}
+
 // wait keeps the backup Pending with a reason.
 func (r *WorkspaceBackupReconciler) wait(b *backupv1alpha1.WorkspaceBackup, reason, message string) {
 	b.Status.Phase = backupv1alpha1.BackupPending
@@ -365,32 +385,18 @@ func (r *WorkspaceBackupReconciler) finish(b *backupv1alpha1.WorkspaceBackup, ph
 }
 
 // cleanUp removes what a finished backup no longer needs: the Secret copy, and the Job after a
-// success (a failed Job stays for kubectl logs until the backup is pruned).
+// success (a failed Job stays for kubectl logs until the backup is pruned); then retention runs
+// for its workspace.
 func (r *WorkspaceBackupReconciler) cleanUp(ctx context.Context, b *backupv1alpha1.WorkspaceBackup) error {
 	if err := deleteCredentialsCopy(ctx, r.Client, b.Namespace, childName(b.Name, "registry")); err != nil {
 		return err
 	}
 	if b.Status.Phase == backupv1alpha1.BackupSucceeded && b.Status.JobName != "" {
-		return deleteJob(ctx, r.Client, b.Namespace, b.Status.JobName)
-	}
-	return nil
-}
-
-// finalize runs when a WorkspaceBackup is deleted: a running Job is stopped first, then the
-// finalizer is released. Registry content is kept (retention's pruning is the only deleter).
-func (r *WorkspaceBackupReconciler) finalize(ctx context.Context, b *backupv1alpha1.WorkspaceBackup) error {
-	if !controllerutil.ContainsFinalizer(b, backupv1alpha1.FinalizerArtifact) {
-		return nil
-	}
-	r.throttle.forget(b)
-	if b.Status.JobName != "" && !b.Status.Phase.Finished() {
 		if err := deleteJob(ctx, r.Client, b.Namespace, b.Status.JobName); err != nil {
 			return err
 		}
 	}
-	patch := client.MergeFrom(b.DeepCopy())
-	controllerutil.RemoveFinalizer(b, backupv1alpha1.FinalizerArtifact)
-	return client.IgnoreNotFound(r.Patch(ctx, b, patch))
+	return r.applyRetention(ctx, b)
 }
 
 // SetupWithManager registers the reconciler and its watches.

@@ -28,7 +28,7 @@ func finishedBackup(f backupFixture, phase backupv1alpha1.BackupPhase) *backupv1
 	got := getBackup(b)
 	got.Status.Phase = phase
 	got.Status.Artifact = &backupv1alpha1.ArtifactStatus{
-		Reference: "registry.example.com/backups/" + f.Namespace + "/ws:20261126T020000Z", Digest: testDigest,
+		Reference: "127.0.0.1:1/backups/" + f.Namespace + "/ws:20261126T020000Z", Digest: testDigest,
 	}
 	Expect(k8sClient.Status().Update(ctx, got)).To(Succeed())
 	return got
@@ -82,7 +82,7 @@ var _ = Describe("WorkspaceRestore reconciler", func() {
 		job := restoreJob(wr)
 		pod := job.Spec.Template.Spec
 		cmd := strings.Join(pod.Containers[0].Command, " ")
-		Expect(cmd).To(HavePrefix("/mover restore --target /workspace-storage/projects --reference registry.example.com/backups/" +
+		Expect(cmd).To(HavePrefix("/mover restore --target /workspace-storage/projects --reference 127.0.0.1:1/backups/" +
 			f.Namespace + "/ws@" + testDigest))
 		Expect(cmd).NotTo(ContainSubstring("--overwrite"))
 		Expect(pod.Volumes[0].PersistentVolumeClaim.ReadOnly).To(BeFalse())
@@ -118,7 +118,7 @@ var _ = Describe("WorkspaceRestore reconciler", func() {
 		Entry("another namespace's artifact", func(f backupFixture) backupv1alpha1.WorkspaceRestoreSpec {
 			stoppedWorkspace(f.Namespace, "ws")
 			return backupv1alpha1.WorkspaceRestoreSpec{WorkspaceName: "ws", PolicyName: f.Policy.Name,
-				ArtifactReference: "registry.example.com/backups/someone-else/ws:20261126T020000Z"}
+				ArtifactReference: "127.0.0.1:1/backups/someone-else/ws:20261126T020000Z"}
 		}, backupv1alpha1.ReasonPolicyNotApplicable, "allowCrossNamespaceRestore"),
 		Entry("an artifact outside the policy's repository", func(f backupFixture) backupv1alpha1.WorkspaceRestoreSpec {
 			stoppedWorkspace(f.Namespace, "ws")
@@ -128,11 +128,11 @@ var _ = Describe("WorkspaceRestore reconciler", func() {
 		Entry("a workspace that never started", func(f backupFixture) backupv1alpha1.WorkspaceRestoreSpec {
 			createWorkspace(testWorkspace{Namespace: f.Namespace, Name: "fresh", StorageType: storagePerWorkspace, ID: " "})
 			return backupv1alpha1.WorkspaceRestoreSpec{WorkspaceName: "fresh", PolicyName: f.Policy.Name,
-				ArtifactReference: "registry.example.com/backups/" + f.Namespace + "/fresh:1"}
+				ArtifactReference: "127.0.0.1:1/backups/" + f.Namespace + "/fresh:1"}
 		}, backupv1alpha1.ReasonNoWorkspaceStorage, "controller.devfile.io/restore-workspace"),
 		Entry("workspace missing", func(f backupFixture) backupv1alpha1.WorkspaceRestoreSpec {
 			return backupv1alpha1.WorkspaceRestoreSpec{WorkspaceName: "ghost", PolicyName: f.Policy.Name,
-				ArtifactReference: "registry.example.com/backups/" + f.Namespace + "/ghost:1"}
+				ArtifactReference: "127.0.0.1:1/backups/" + f.Namespace + "/ghost:1"}
 		}, backupv1alpha1.ReasonWorkspaceNotFound, "spec.workspaceName"),
 	)
 
@@ -140,9 +140,9 @@ var _ = Describe("WorkspaceRestore reconciler", func() {
 		f := newBackupFixture(func(p *backupv1alpha1.BackupPolicy) { p.Spec.AllowCrossNamespaceRestore = true })
 		stoppedWorkspace(f.Namespace, "ws")
 		wr := newRestore(f.Namespace, backupv1alpha1.WorkspaceRestoreSpec{WorkspaceName: "ws", PolicyName: f.Policy.Name,
-			ArtifactReference: "registry.example.com/backups/someone-else/ws@" + testDigest})
+			ArtifactReference: "127.0.0.1:1/backups/someone-else/ws@" + testDigest})
 		eventuallyRestorePhase(wr, backupv1alpha1.RestoreRunning)
-		Expect(restoreJob(wr).Spec.Template.Spec.Containers[0].Command).To(ContainElement("registry.example.com/backups/someone-else/ws@" + testDigest))
+		Expect(restoreJob(wr).Spec.Template.Spec.Containers[0].Command).To(ContainElement("127.0.0.1:1/backups/someone-else/ws@" + testDigest))
 	})
 
 	It("waits while the workspace runs and never writes into it", func() {

@@ -1,0 +1,154 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	backupv1alpha1 "github.com/dwbackup/devworkspace-backup-operator/api/v1alpha1"
+)
+
+const (
+	// annotationDeleteAttempts counts failed attempts to delete a pruned backup's artifact, so the
+	// bound survives a restart of the operator.
+	annotationDeleteAttempts = "backup.dwbackup.io/artifact-delete-attempts"
+	// maxArtifactDeleteAttempts bounds how long a pruned backup waits for an unreachable registry.
+	maxArtifactDeleteAttempts = 5
+)
+
+// applyRetention prunes the backups of b's policy and workspace id that the policy no longer
+// keeps: each is marked pruned (so its finalizer deletes its artifact) and deleted.
+func (r *WorkspaceBackupReconciler) applyRetention(ctx context.Context, b *backupv1alpha1.WorkspaceBackup) error {
+	policy := &backupv1alpha1.BackupPolicy{}
+	if err := r.Get(ctx, client.ObjectKey{Name: b.Spec.PolicyName}, policy); err != nil {
+		return client.IgnoreNotFound(err) // no policy, no retention: keep everything
+	}
+	loc, err := time.LoadLocation(policy.Spec.TimeZone)
+	if err != nil {
+		loc = time.UTC // the policy reports the invalid zone; retention still runs
+	}
+	list := &backupv1alpha1.WorkspaceBackupList{}
+	if err := r.List(ctx, list, client.InNamespace(b.Namespace), client.MatchingLabels{backupv1alpha1.LabelPolicy: policy.Name}); err != nil {
+		return err
+	}
+	group := retentionGroup(b)
+	var candidates []*backupv1alpha1.WorkspaceBackup
+	for i := range list.Items {
+		item := &list.Items[i]
+		if item.DeletionTimestamp.IsZero() && retentionGroup(item) == group {
+			candidates = append(candidates, item)
+		}
+	}
+	for _, old := range toPrune(candidates, policy.Spec.Retention, loc) {
+		if err := r.prune(ctx, old); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// prune marks a backup as pruned by retention, then deletes it.
+func (r *WorkspaceBackupReconciler) prune(ctx context.Context, b *backupv1alpha1.WorkspaceBackup) error {
+	if b.Annotations[backupv1alpha1.AnnotationPruned] == "" {
+		patch := client.MergeFrom(b.DeepCopy())
+		if b.Annotations == nil {
+			b.Annotations = map[string]string{}
+		}
+		b.Annotations[backupv1alpha1.AnnotationPruned] = r.Clock.Now().UTC().Format(time.RFC3339)
+		if err := r.Patch(ctx, b, patch); err != nil {
+			return client.IgnoreNotFound(err)
+		}
+	}
+	if err := r.Delete(ctx, b); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("delete pruned backup %s/%s: %w", b.Namespace, b.Name, err)
+	}
+	return nil
+}
+
+// finalize runs when a WorkspaceBackup is deleted: a running Job is stopped first; the registry
+// content of a backup pruned by retention is deleted (when the policy says so); any other
+// deletion keeps the artifact. Then the finalizer is released.
+func (r *WorkspaceBackupReconciler) finalize(ctx context.Context, b *backupv1alpha1.WorkspaceBackup) (ctrl.Result, error) {
+	if !controllerutil.ContainsFinalizer(b, backupv1alpha1.FinalizerArtifact) {
+		return ctrl.Result{}, nil
+	}
+	r.throttle.forget(b)
+	if b.Status.JobName != "" && !b.Status.Phase.Finished() {
+		if err := deleteJob(ctx, r.Client, b.Namespace, b.Status.JobName); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	if err := r.deletePrunedArtifact(ctx, b); err != nil {
+		attempts, _ := strconv.Atoi(b.Annotations[annotationDeleteAttempts])
+		attempts++
+		if attempts < maxArtifactDeleteAttempts {
+			patch := client.MergeFrom(b.DeepCopy())
+			b.Annotations[annotationDeleteAttempts] = strconv.Itoa(attempts)
+			if perr := r.Patch(ctx, b, patch); perr != nil {
+				return ctrl.Result{}, client.IgnoreNotFound(perr)
+			}
+			return ctrl.Result{RequeueAfter: r.artifactRetryInterval()}, nil
+		}
+		r.Recorder.Eventf(b, nil, corev1.EventTypeWarning, "ArtifactDeleteFailed", "Delete",
+			"gave up deleting %s after %d attempts; the artifact is left in the registry: %v",
+			b.Status.Artifact.Reference, attempts, err)
+	}
+	patch := client.MergeFrom(b.DeepCopy())
+	controllerutil.RemoveFinalizer(b, backupv1alpha1.FinalizerArtifact)
+	return ctrl.Result{}, client.IgnoreNotFound(r.Patch(ctx, b, patch))
+}
+
+// deletePrunedArtifact deletes the registry content of a backup retention pruned, when its policy
+// has deleteArtifacts. Anything else (a person deleting, a namespace going away) keeps it.
+func (r *WorkspaceBackupReconciler) deletePrunedArtifact(ctx context.Context, b *backupv1alpha1.WorkspaceBackup) error {
+	if b.Annotations[backupv1alpha1.AnnotationPruned] == "" || b.Status.Phase != backupv1alpha1.BackupSucceeded ||
+		b.Status.Artifact == nil || b.Status.Artifact.Reference == "" {
+		return nil
+	}
+	policy := &backupv1alpha1.BackupPolicy{}
+	if err := r.Get(ctx, client.ObjectKey{Name: b.Spec.PolicyName}, policy); err != nil {
+		return client.IgnoreNotFound(err) // the policy is gone: keep the artifact
+	}
+	if policy.Spec.Retention.DeleteArtifacts != nil && !*policy.Spec.Retention.DeleteArtifacts {
+		return nil
+	}
+	reg, err := newRegistryClient(ctx, r.APIReader, r.OperatorNamespace, policy, b.Namespace)
+	if err != nil {
+		return err
+	}
+	referenced, err := r.digestReferenced(ctx, b)
+	if err != nil {
+		return err
+	}
+	return deleteArtifact(ctx, reg, b.Status.Artifact.Reference, b.Status.Artifact.Digest, referenced)
+}
+
+// digestReferenced returns a check for whether any other remaining backup of the same repository
+// restores from a digest.
+func (r *WorkspaceBackupReconciler) digestReferenced(ctx context.Context, b *backupv1alpha1.WorkspaceBackup) (func(string) bool, error) {
+	list := &backupv1alpha1.WorkspaceBackupList{}
+	if err := r.List(ctx, list, client.InNamespace(b.Namespace)); err != nil {
+		return nil, err
+	}
+	repository, _ := splitReference(b.Status.Artifact.Reference)
+	return func(digest string) bool {
+		for i := range list.Items {
+			other := &list.Items[i]
+			if other.UID == b.UID || other.Status.Artifact == nil || other.Annotations[backupv1alpha1.AnnotationPruned] != "" {
+				continue
+			}
+			otherRepo, _ := splitReference(other.Status.Artifact.Reference)
+			if otherRepo == repository && other.Status.Artifact.Digest == digest {
+				return true
+			}
+		}
+		return false
+	}, nil
+}
