@@ -142,3 +142,6 @@ mv "$(LOCALBIN)/$$(basename "$(1)")" "$(1)-$(3)" ;\
 } ;\
 ln -sf "$$(realpath "$(1)-$(3)")" "$(1)"
 endef
+
+include hack/bench/bench.mk
+include hack/local-cluster/local.mk

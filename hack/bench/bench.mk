@@ -2,6 +2,8 @@
 #   include hack/bench/bench.mk
 # Uses ORAS and LOCALBIN from the Makefile; run as root to let it install pigz.
 
+##@ Benchmarks
+
 BENCH_SCALE ?= 1
 BENCH_WORK ?= /var/tmp
 
