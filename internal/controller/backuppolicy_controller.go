@@ -76,7 +76,7 @@ type BackupPolicyReconciler struct {
 
 // +kubebuilder:rbac:groups=backup.dwbackup.io,resources=backuppolicies,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups=backup.dwbackup.io,resources=backuppolicies/status,verbs=get;update;patch
-// +kubebuilder:rbac:groups=backup.dwbackup.io,resources=workspacebackups,verbs=get;list;watch;create
+// +kubebuilder:rbac:groups=backup.dwbackup.io,resources=workspacebackups,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=workspace.devfile.io,resources=devworkspaces,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",namespace=dwbackup-system,resources=secrets,verbs=get
@@ -119,7 +119,7 @@ func (r *BackupPolicyReconciler) reconcilePolicy(ctx context.Context, policy *ba
 	sel := selectWorkspaces(valid.selectors, state.namespaces, state.workspaces, historyOf(state.backups))
 	summarize(status, sel, state.backups)
 	setConditions(&status.Conditions, policy.Generation, readyOutcome(policy))
-	next, err := r.processSlot(ctx, policy, valid, sel, now)
+	next, err := r.processSlot(ctx, policy, valid, sel, state.backups, now)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -135,10 +135,11 @@ func readyOutcome(policy *backupv1alpha1.BackupPolicy) outcome {
 	return outcome{ready: true, reason: backupv1alpha1.ReasonValid, message: "the policy is valid"}
 }
 
-// processSlot creates the backups of a due slot or skips a missed one, records it in
-// lastScheduleTime, sets nextScheduleTime and returns the next slot.
+// processSlot creates the backups of a due slot (and applies retention to the policy's history)
+// or skips a missed one, records it in lastScheduleTime, sets nextScheduleTime and returns the
+// next slot.
 func (r *BackupPolicyReconciler) processSlot(ctx context.Context, policy *backupv1alpha1.BackupPolicy,
-	valid validPolicy, sel selection, now time.Time) (time.Time, error) {
+	valid validPolicy, sel selection, backups []backupv1alpha1.WorkspaceBackup, now time.Time) (time.Time, error) {
 	status := &policy.Status
 	if done, ok := r.processed.Load(policy.UID); ok && after(done.(time.Time), status.LastScheduleTime) {
 		status.LastScheduleTime = &metav1.Time{Time: done.(time.Time)}
@@ -149,6 +150,9 @@ func (r *BackupPolicyReconciler) processSlot(ctx context.Context, policy *backup
 		// Backups first, then lastScheduleTime: a crash in between re-processes the slot, and the
 		// deterministic names turn the second attempt into AlreadyExists (no duplicate, no miss).
 		if err := r.createBackups(ctx, policy, slot.Due, sel); err != nil {
+			return time.Time{}, err
+		}
+		if err := retainPolicy(ctx, r.Client, now, policy, backups); err != nil {
 			return time.Time{}, err
 		}
 		status.LastScheduleTime = &metav1.Time{Time: slot.Due}

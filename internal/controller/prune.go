@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -24,49 +25,63 @@ const (
 )
 
 // applyRetention prunes the backups of b's policy and workspace id that the policy no longer
-// keeps: each is marked pruned (so its finalizer deletes its artifact) and deleted.
+// keeps; it runs whenever a backup finishes.
 func (r *WorkspaceBackupReconciler) applyRetention(ctx context.Context, b *backupv1alpha1.WorkspaceBackup) error {
 	policy := &backupv1alpha1.BackupPolicy{}
 	if err := r.Get(ctx, client.ObjectKey{Name: b.Spec.PolicyName}, policy); err != nil {
 		return client.IgnoreNotFound(err) // no policy, no retention: keep everything
-	}
-	loc, err := time.LoadLocation(policy.Spec.TimeZone)
-	if err != nil {
-		loc = time.UTC // the policy reports the invalid zone; retention still runs
 	}
 	list := &backupv1alpha1.WorkspaceBackupList{}
 	if err := r.List(ctx, list, client.InNamespace(b.Namespace), client.MatchingLabels{backupv1alpha1.LabelPolicy: policy.Name}); err != nil {
 		return err
 	}
 	group := retentionGroup(b)
-	var candidates []*backupv1alpha1.WorkspaceBackup
-	for i := range list.Items {
-		item := &list.Items[i]
-		if item.DeletionTimestamp.IsZero() && retentionGroup(item) == group {
-			candidates = append(candidates, item)
+	list.Items = slices.DeleteFunc(list.Items, func(item backupv1alpha1.WorkspaceBackup) bool { return retentionGroup(&item) != group })
+	return retainPolicy(ctx, r.Client, r.Clock.Now(), policy, list.Items)
+}
+
+// retainPolicy prunes, per namespace and workspace id, the backups of one policy that its
+// retention no longer keeps: each is marked pruned (so its finalizer deletes its artifact) and
+// deleted. It runs when a backup finishes and at each schedule slot.
+func retainPolicy(ctx context.Context, c client.Client, now time.Time, policy *backupv1alpha1.BackupPolicy,
+	backups []backupv1alpha1.WorkspaceBackup) error {
+	loc, err := time.LoadLocation(policy.Spec.TimeZone)
+	if err != nil {
+		loc = time.UTC // the policy reports the invalid zone; retention still runs
+	}
+	groups := map[string][]*backupv1alpha1.WorkspaceBackup{}
+	for i := range backups {
+		b := &backups[i]
+		if b.DeletionTimestamp.IsZero() {
+			key := b.Namespace + "/" + retentionGroup(b)
+			groups[key] = append(groups[key], b)
 		}
 	}
-	for _, old := range toPrune(candidates, policy.Spec.Retention, loc) {
-		if err := r.prune(ctx, old); err != nil {
-			return err
+	for _, group := range groups {
+		for _, old := range toPrune(group, policy.Spec.Retention, loc) {
+			if err := prune(ctx, c, now, old); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
 }
 
-// prune marks a backup as pruned by retention, then deletes it.
-func (r *WorkspaceBackupReconciler) prune(ctx context.Context, b *backupv1alpha1.WorkspaceBackup) error {
+// prune marks a backup as pruned by retention, then deletes it. b may be a cache object: it is
+// copied before any change.
+func prune(ctx context.Context, c client.Client, now time.Time, b *backupv1alpha1.WorkspaceBackup) error {
+	b = b.DeepCopy()
 	if b.Annotations[backupv1alpha1.AnnotationPruned] == "" {
 		patch := client.MergeFrom(b.DeepCopy())
 		if b.Annotations == nil {
 			b.Annotations = map[string]string{}
 		}
-		b.Annotations[backupv1alpha1.AnnotationPruned] = r.Clock.Now().UTC().Format(time.RFC3339)
-		if err := r.Patch(ctx, b, patch); err != nil {
+		b.Annotations[backupv1alpha1.AnnotationPruned] = now.UTC().Format(time.RFC3339)
+		if err := c.Patch(ctx, b, patch); err != nil {
 			return client.IgnoreNotFound(err)
 		}
 	}
-	if err := r.Delete(ctx, b); err != nil && !apierrors.IsNotFound(err) {
+	if err := c.Delete(ctx, b); err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("delete pruned backup %s/%s: %w", b.Namespace, b.Name, err)
 	}
 	return nil

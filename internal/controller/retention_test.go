@@ -1,13 +1,17 @@
 package controller
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"testing"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	backupv1alpha1 "github.com/dwbackup/devworkspace-backup-operator/api/v1alpha1"
 )
@@ -106,5 +110,52 @@ func TestToPruneExemptions(t *testing.T) {
 		backupv1alpha1.RetentionSpec{KeepLast: 1, FailedHistoryLimit: ptr.To[int32](0)}, time.UTC))
 	if !slices.Equal(got, []string{"failure", "old"}) {
 		t.Fatalf("pruned %v, want [failure old]: safety and unfinished backups and the newest success stay", got)
+	}
+}
+
+// TestRetainPolicy prunes per namespace and workspace id: a workspace recreated with the same
+// name (a new id) keeps its own newest backup, and each pruned backup is marked, then deleted.
+func TestRetainPolicy(t *testing.T) {
+	scheme := runtime.NewScheme()
+	if err := backupv1alpha1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 11, 26, 2, 0, 0, 0, time.UTC)
+	mk := func(ns, name, id string, age time.Duration) *backupv1alpha1.WorkspaceBackup {
+		b := historyBackup(name, backupv1alpha1.BackupSucceeded, t0.Add(-age), backupv1alpha1.TriggerScheduled)
+		b.Namespace = ns
+		b.Finalizers = []string{backupv1alpha1.FinalizerArtifact}
+		b.Status.WorkspaceID = id
+		return b
+	}
+	objs := []*backupv1alpha1.WorkspaceBackup{
+		mk("a", "old-ws-1", "id-old", 48*time.Hour), mk("a", "old-ws-2", "id-old", 24*time.Hour),
+		mk("a", "new-ws-1", "id-new", 2*time.Hour), mk("a", "new-ws-2", "id-new", time.Hour),
+		mk("b", "other-ns-1", "id-old", 3*time.Hour),
+	}
+	builder := fake.NewClientBuilder().WithScheme(scheme).WithStatusSubresource(&backupv1alpha1.WorkspaceBackup{})
+	for _, o := range objs {
+		builder = builder.WithObjects(o)
+	}
+	c := builder.Build()
+	policy := &backupv1alpha1.BackupPolicy{Spec: backupv1alpha1.BackupPolicySpec{TimeZone: "UTC",
+		Retention: backupv1alpha1.RetentionSpec{KeepLast: 1}}}
+	var list []backupv1alpha1.WorkspaceBackup
+	for _, o := range objs {
+		list = append(list, *o)
+	}
+	if err := retainPolicy(context.Background(), c, t0, policy, list); err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range objs {
+		got := &backupv1alpha1.WorkspaceBackup{}
+		if err := c.Get(context.Background(), client.ObjectKeyFromObject(o), got); err != nil {
+			t.Fatal(err)
+		}
+		wantPruned := o.Name == "old-ws-1" || o.Name == "new-ws-1"
+		pruned := got.Annotations[backupv1alpha1.AnnotationPruned] != "" && !got.DeletionTimestamp.IsZero()
+		if pruned != wantPruned {
+			t.Errorf("%s/%s: pruned=%v, want %v", o.Namespace, o.Name, pruned, wantPruned)
+		}
 	}
 }
