@@ -140,7 +140,7 @@ func TestRetainPolicy(t *testing.T) {
 	c := builder.Build()
 	policy := &backupv1alpha1.BackupPolicy{Spec: backupv1alpha1.BackupPolicySpec{TimeZone: "UTC",
 		Retention: backupv1alpha1.RetentionSpec{KeepLast: 1}}}
-	var list []backupv1alpha1.WorkspaceBackup
+	list := make([]backupv1alpha1.WorkspaceBackup, 0, len(objs))
 	for _, o := range objs {
 		list = append(list, *o)
 	}
