@@ -235,7 +235,7 @@ type BackupPolicyStatus struct {
 	// +optional
 	LastSuccessfulBackupTime *metav1.Time `json:"lastSuccessfulBackupTime,omitempty"`
 
-	// workspaces is the number of workspaces the policy selected at the last slot.
+	// workspaces is the number of workspaces the policy selects now.
 	// +optional
 	Workspaces int32 `json:"workspaces,omitempty"`
 

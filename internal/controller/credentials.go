@@ -156,6 +156,9 @@ func readCABundle(ctx context.Context, reader client.Reader, namespace string, s
 		return nil, fmt.Errorf("get ConfigMap %s/%s: %w", namespace, src.ConfigMapName, err)
 	}
 	ca, ok := cm.Data[src.Key]
+	if bin, isBinary := cm.BinaryData[src.Key]; !ok && isBinary {
+		ca, ok = string(bin), true
+	}
 	if !ok || ca == "" {
 		return nil, &credentialsError{fmt.Sprintf("spec.registry.caBundle.key: ConfigMap %s/%s has no key %q", namespace, src.ConfigMapName, src.Key)}
 	}
