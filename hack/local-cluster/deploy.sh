@@ -10,9 +10,9 @@ source "$(dirname "$0")/lib.sh"
 
 KUSTOMIZE=${KUSTOMIZE:-$REPO_ROOT/bin/kustomize}
 LOCAL_IMG=${LOCAL_IMG:-$LOCAL_REGISTRY/dwbackup/devworkspace-backup-operator:dev}
-# The names config/default gives (namePrefix and namespace of config/default/kustomization.yaml).
-OPERATOR_NAMESPACE=devworkspace-backup-operator-system
-OPERATOR_DEPLOYMENT=devworkspace-backup-operator-controller-manager
+# Read from the rendered manifests (config/default decides them); saved for smoke.sh.
+OPERATOR_NAMESPACE=""
+OPERATOR_DEPLOYMENT=""
 # The image name config/local sets; the overlay below renames it to LOCAL_IMG's repository.
 LOCAL_OVERLAY_IMAGE=127.0.0.1:5001/dwbackup/devworkspace-backup-operator
 
@@ -71,12 +71,46 @@ YAML
   echo "$dir"
 }
 
+# find_deployment FILE: sets OPERATOR_NAMESPACE and OPERATOR_DEPLOYMENT from the one Deployment in
+# kustomize's output (top-level "kind:", "metadata:" with two-space-indented name and namespace).
+find_deployment() {
+  local found
+  found=$(awk '
+    function flush() { if (kind == "Deployment") print ns, name; kind = ""; name = ""; ns = ""; meta = 0 }
+    /^---$/ { flush(); next }
+    /^kind: / { kind = $2 }
+    /^metadata:/ { meta = 1; next }
+    /^[^ ]/ { meta = 0 }
+    meta && /^  name: / { name = $2 }
+    meta && /^  namespace: / { ns = $2 }
+    END { flush() }' "$1")
+  if [ "$(wc -l <<<"$found")" != 1 ] || [ -z "${found% *}" ]; then
+    die "want exactly one namespaced Deployment in $1, found: $found"
+  fi
+  OPERATOR_NAMESPACE=${found% *}
+  OPERATOR_DEPLOYMENT=${found#* }
+  printf 'OPERATOR_NAMESPACE=%s\nOPERATOR_DEPLOYMENT=%s\n' "$OPERATOR_NAMESPACE" "$OPERATOR_DEPLOYMENT" >"$LOCAL_CLUSTER_DIR/deploy/operator.env"
+}
+
+# recreate_strategy: config/local switches the Deployment to Recreate (one node, host ports). A
+# Deployment made earlier with RollingUpdate keeps its defaulted rollingUpdate block, which a
+# server-side apply does not clear (the change is silently not stored): clear it first.
+recreate_strategy() {
+  local current
+  current=$(kctl -n "$OPERATOR_NAMESPACE" get deployment "$OPERATOR_DEPLOYMENT" -o 'jsonpath={.spec.strategy.type}' 2>/dev/null || true)
+  if [ -z "$current" ] || [ "$current" = Recreate ]; then return 0; fi
+  kctl -n "$OPERATOR_NAMESPACE" patch deployment "$OPERATOR_DEPLOYMENT" --type merge \
+    -p '{"spec":{"strategy":{"type":"Recreate","rollingUpdate":null}}}' >/dev/null
+}
+
 apply_operator() {
   local dir
   dir=$(write_overlay)
   "$KUSTOMIZE" build "$dir" >"$dir/rendered.yaml"
+  find_deployment "$dir/rendered.yaml"
   grep -A1 "name: KUBERNETES_SERVICE_PORT" "$dir/rendered.yaml" | grep -q "\"$APISERVER_PORT\"" ||
     die "config/local lost KUBERNETES_SERVICE_PORT"
+  recreate_strategy
   kctl apply --server-side --force-conflicts -f "$dir/rendered.yaml" >/dev/null
 }
 

@@ -26,6 +26,8 @@ DATA=$LOCAL_CLUSTER_DIR/smoke/$WS_ID
 WORK=$LOCAL_CLUSTER_DIR/smoke/check
 ARTIFACT_REF=""
 ARTIFACT_DIGEST=""
+OPERATOR_NAMESPACE=""
+OPERATOR_DEPLOYMENT=""
 
 preflight() {
   if [ ! -s "$KUBECONFIG_ADMIN" ] || ! tls_get "$APISERVER_PORT" /readyz >/dev/null 2>&1; then
@@ -34,6 +36,9 @@ preflight() {
   [ -x "$ORAS" ] || die "no oras at $ORAS: run make oras"
   kctl get crd devworkspaces.workspace.devfile.io >/dev/null 2>&1 || die "no DevWorkspace CRD: run make deploy-local"
   kctl get crd workspacebackups.backup.dwbackup.io >/dev/null 2>&1 || die "no WorkspaceBackup CRD: run make deploy-local"
+  [ -s "$LOCAL_CLUSTER_DIR/deploy/operator.env" ] || die "the operator was not deployed: run make deploy-local"
+  # shellcheck source=/dev/null # written by deploy.sh
+  source "$LOCAL_CLUSTER_DIR/deploy/operator.env"
 }
 
 # clean_previous removes the last run's namespace, PVs and policy. A WorkspaceBackup keeps its
@@ -191,7 +196,7 @@ show_failure() {
   local job
   job=$(kctl -n "$NS" get workspacebackup "$BACKUP" -o 'jsonpath={.status.jobName}' 2>/dev/null || true)
   [ -z "$job" ] || kctl -n "$NS" logs "job/$job" --tail=30 >&2 || true
-  kctl -n devworkspace-backup-operator-system logs deployment/devworkspace-backup-operator-controller-manager --tail=15 2>&1 |
+  kctl -n "$OPERATOR_NAMESPACE" logs "deployment/$OPERATOR_DEPLOYMENT" --tail=15 2>&1 |
     cut -c1-400 >&2 || true
 }
 
@@ -236,7 +241,7 @@ check_artifact() {
 # are not there yet. Used with --direct-job.
 run_direct_job() {
   local image job=smoke-direct-mover
-  image=$(kctl -n devworkspace-backup-operator-system get deployment devworkspace-backup-operator-controller-manager \
+  image=$(kctl -n "$OPERATOR_NAMESPACE" get deployment "$OPERATOR_DEPLOYMENT" \
     -o 'jsonpath={.spec.template.spec.containers[0].image}')
   kctl -n "$NS" apply -f - >/dev/null <<EOF
 apiVersion: batch/v1
