@@ -60,6 +60,8 @@ func main() {
 	var metricsAddr, probeAddr string
 	var metricsCertPath, metricsCertName, metricsCertKey string
 	var enableLeaderElection, secureMetrics, enableHTTP2 bool
+	var kubeAPIQPS float64
+	var kubeAPIBurst int
 	opts := controller.Options{Clock: clock.RealClock{}}
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "The address the metrics endpoint binds to. "+
 		"Use :8443 for HTTPS or :8080 for HTTP, or leave as 0 to disable the metrics service.")
@@ -78,6 +80,10 @@ func main() {
 		"The image with /mover that backup and restore Jobs run (default $MOVER_IMAGE).")
 	flag.BoolVar(&opts.MoverHostNetwork, "mover-host-network", false,
 		"Run mover pods on the host network. Only for the loopback-only local test cluster.")
+	// Client-side rate limit of the manager's clients. 0 keeps controller-runtime's default (no
+	// client-side limit: API Priority and Fairness decides); the controller benchmark sets both.
+	flag.Float64Var(&kubeAPIQPS, "kube-api-qps", 0, "Client-side QPS towards the API server (0: no client-side limit).")
+	flag.IntVar(&kubeAPIBurst, "kube-api-burst", 0, "Client-side burst towards the API server (used with --kube-api-qps).")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -110,7 +116,12 @@ func main() {
 		metricsServerOptions.KeyName = metricsCertKey
 	}
 
-	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
+	restConfig := ctrl.GetConfigOrDie()
+	if kubeAPIQPS > 0 {
+		restConfig.QPS = float32(kubeAPIQPS)
+		restConfig.Burst = max(kubeAPIBurst, 1)
+	}
+	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
 		Scheme:                 scheme,
 		Metrics:                metricsServerOptions,
 		HealthProbeBindAddress: probeAddr,
