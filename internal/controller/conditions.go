@@ -1,8 +1,11 @@
 package controller
 
 import (
+	"context"
+
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	backupv1alpha1 "github.com/dwbackup/devworkspace-backup-operator/api/v1alpha1"
 )
@@ -35,4 +38,11 @@ func setConditions(conditions *[]metav1.Condition, generation int64, o outcome) 
 		stalled.Message = o.message
 	}
 	meta.SetStatusCondition(conditions, stalled)
+}
+
+// patchStatus writes the status change of obj against before, with optimistic locking: a
+// decision taken on a stale cached copy (for example the cache not showing our own last patch yet)
+// must never overwrite a newer status, such as a final phase.
+func patchStatus(ctx context.Context, c client.Client, obj, before client.Object) error {
+	return c.Status().Patch(ctx, obj, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
 }

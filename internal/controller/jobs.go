@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -13,6 +14,9 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+
+	backupv1alpha1 "github.com/dwbackup/devworkspace-backup-operator/api/v1alpha1"
+	"github.com/dwbackup/devworkspace-backup-operator/internal/mover"
 )
 
 // getJob reads a mover Job from the cache, and from the API server when the cache has not seen
@@ -100,4 +104,70 @@ func podOwner(annotation string) handler.MapFunc {
 // noPodsYet reports whether the Job controller has not started any pod of the Job.
 func noPodsYet(job *batchv1.Job) bool {
 	return job.Status.Active == 0 && job.Status.Succeeded == 0 && job.Status.Failed == 0
+}
+
+// jobProgress is what a mover Job shows: still running, ended with the mover's result, ended
+// without one, or a failure the Job itself tells (gone, pod not creatable, failed without result).
+type jobProgress struct {
+	running   bool
+	requeue   time.Duration // while running: when to look again (no event announces a pod that never comes)
+	failure   *outcome
+	result    mover.Result
+	hasResult bool
+	succeeded bool // the Job succeeded; without a result the caller decides what that means
+	jobName   string
+}
+
+// followJob reads a mover Job for the backup and restore reconcilers alike. A Job whose pod cannot
+// be created (a FailedCreate Warning: quota, admission) is deleted and reported at once.
+func followJob(ctx context.Context, c client.Client, reader client.Reader, namespace, name string) (jobProgress, error) {
+	job, err := getJob(ctx, c, reader, namespace, name)
+	if err != nil {
+		return jobProgress{}, err
+	}
+	if job == nil {
+		return jobProgress{failure: &outcome{stalled: true, reason: backupv1alpha1.ReasonJobFailed,
+			message: fmt.Sprintf("mover Job %s was deleted before it finished", name)}}, nil
+	}
+	state, jobReason := jobStateOf(job)
+	if state == jobActive {
+		msg, failed, err := jobPodCreationFailure(ctx, reader, job)
+		if err != nil || !failed {
+			p := jobProgress{running: true}
+			if noPodsYet(job) {
+				p.requeue = pollNoPods
+			}
+			return p, err
+		}
+		if err := deleteJob(ctx, c, namespace, name); err != nil {
+			return jobProgress{}, err
+		}
+		return jobProgress{failure: &outcome{stalled: true, reason: backupv1alpha1.ReasonPodCreationFailed,
+			message: fmt.Sprintf("the mover pod of Job %s could not be created: %s", name, msg)}}, nil
+	}
+	pods, err := jobPods(ctx, c, job)
+	if err != nil {
+		return jobProgress{}, err
+	}
+	p := jobProgress{succeeded: state == jobSucceeded, jobName: name}
+	p.result, p.hasResult = moverResultFrom(pods)
+	if !p.hasResult && !p.succeeded {
+		reason := backupv1alpha1.ReasonJobFailed
+		if jobReason == batchv1.JobReasonDeadlineExceeded {
+			reason = backupv1alpha1.ReasonDeadlineExceeded
+		}
+		p.failure = &outcome{stalled: true, reason: reason, message: fmt.Sprintf(
+			"mover Job %s failed (%s) without a result; see kubectl -n %s logs job/%s", name, jobReason, namespace, name)}
+	}
+	return p, nil
+}
+
+// stopIfStarted deletes a mover Job when the developer needs the workspace (see
+// workspaceStartedReason) and returns why; "" means carry on.
+func stopIfStarted(ctx context.Context, c client.Client, workspaceName string, ws *workspace, namespace, jobName string) (string, error) {
+	why, err := workspaceStartedReason(ctx, c, workspaceName, ws)
+	if err != nil || why == "" {
+		return "", err
+	}
+	return why, deleteJob(ctx, c, namespace, jobName)
 }

@@ -89,7 +89,12 @@ func (r *WorkspaceBackupReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	result, err := r.advance(ctx, backup)
 	if !equality.Semantic.DeepEqual(*before, backup.Status) {
 		patch := &backupv1alpha1.WorkspaceBackup{ObjectMeta: backup.ObjectMeta, Status: *before}
-		if perr := r.Status().Patch(ctx, backup, client.MergeFrom(patch)); perr != nil {
+		if perr := patchStatus(ctx, r.Client, backup, patch); perr != nil {
+			if apierrors.IsConflict(perr) {
+				// Decided on a stale copy (the cache lags behind a newer version): the update
+				// event of that version wakes us again with fresh state.
+				return ctrl.Result{}, nil
+			}
 			return ctrl.Result{}, errors.Join(err, fmt.Errorf("patch status: %w", perr))
 		}
 	}
@@ -253,66 +258,28 @@ func (r *WorkspaceBackupReconciler) createJob(ctx context.Context, b *backupv1al
 // and records the mover's result when the Job ends.
 func (r *WorkspaceBackupReconciler) watchJob(ctx context.Context, b *backupv1alpha1.WorkspaceBackup,
 	policy *backupv1alpha1.BackupPolicy, ws *workspace) (ctrl.Result, error) {
-	if why, err := workspaceStartedReason(ctx, r.Client, b.Spec.WorkspaceName, ws); err != nil || why != "" {
-		if err != nil {
-			return ctrl.Result{}, err
-		}
-		if err := deleteJob(ctx, r.Client, b.Namespace, b.Status.JobName); err != nil {
-			return ctrl.Result{}, err
-		}
+	why, err := stopIfStarted(ctx, r.Client, b.Spec.WorkspaceName, ws, b.Namespace, b.Status.JobName)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if why != "" {
 		r.finish(b, backupv1alpha1.BackupFailed, outcome{stalled: true, reason: backupv1alpha1.ReasonWorkspaceStarted,
 			message: why + "; the backup was stopped so it does not hold up the developer"})
 		return ctrl.Result{}, nil
 	}
-	job, err := getJob(ctx, r.Client, r.APIReader, b.Namespace, b.Status.JobName)
-	if err != nil {
-		return ctrl.Result{}, err
-	}
-	if job == nil {
-		r.finish(b, backupv1alpha1.BackupFailed, outcome{stalled: true, reason: backupv1alpha1.ReasonJobFailed,
-			message: fmt.Sprintf("mover Job %s was deleted before it finished", b.Status.JobName)})
-		return ctrl.Result{}, nil
-	}
-	state, jobReason := jobStateOf(job)
-	if state == jobActive {
-		return r.checkPodCreation(ctx, b, job)
-	}
-	pods, err := jobPods(ctx, r.Client, job)
-	if err != nil {
-		return ctrl.Result{}, err
-	}
-	res, ok := moverResultFrom(pods)
+	p, err := followJob(ctx, r.Client, r.APIReader, b.Namespace, b.Status.JobName)
 	switch {
-	case ok:
-		r.recordResult(b, res)
-	case state == jobSucceeded:
-		r.recordFromRegistry(ctx, b, policy, job.Name)
-	default:
-		reason := backupv1alpha1.ReasonJobFailed
-		if jobReason == batchv1.JobReasonDeadlineExceeded {
-			reason = backupv1alpha1.ReasonDeadlineExceeded
-		}
-		r.finish(b, backupv1alpha1.BackupFailed, outcome{stalled: true, reason: reason, message: fmt.Sprintf(
-			"mover Job %s failed (%s) without a result; see kubectl -n %s logs job/%s", job.Name, jobReason, b.Namespace, job.Name)})
-	}
-	return ctrl.Result{}, nil
-}
-
-// checkPodCreation fails the backup at once when the Job controller cannot create the mover pod.
-func (r *WorkspaceBackupReconciler) checkPodCreation(ctx context.Context, b *backupv1alpha1.WorkspaceBackup, job *batchv1.Job) (ctrl.Result, error) {
-	msg, failed, err := jobPodCreationFailure(ctx, r.APIReader, job)
-	if err != nil || !failed {
-		if noPodsYet(job) {
-			// Nothing else wakes us when the Job controller keeps failing to create the pod.
-			return ctrl.Result{RequeueAfter: pollNoPods}, err
-		}
+	case err != nil:
 		return ctrl.Result{}, err
+	case p.running:
+		return ctrl.Result{RequeueAfter: p.requeue}, nil
+	case p.failure != nil:
+		r.finish(b, backupv1alpha1.BackupFailed, *p.failure)
+	case p.hasResult:
+		r.recordResult(b, p.result)
+	default: // succeeded without a readable result
+		r.recordFromRegistry(ctx, b, policy, p.jobName)
 	}
-	if err := deleteJob(ctx, r.Client, job.Namespace, job.Name); err != nil {
-		return ctrl.Result{}, err
-	}
-	r.finish(b, backupv1alpha1.BackupFailed, outcome{stalled: true, reason: backupv1alpha1.ReasonPodCreationFailed,
-		message: fmt.Sprintf("the mover pod of Job %s could not be created: %s", job.Name, msg)})
 	return ctrl.Result{}, nil
 }
 

@@ -65,7 +65,12 @@ func (r *WorkspaceRestoreReconciler) Reconcile(ctx context.Context, req ctrl.Req
 	result, err := r.advance(ctx, restore)
 	if !equality.Semantic.DeepEqual(*before, restore.Status) {
 		patch := &backupv1alpha1.WorkspaceRestore{ObjectMeta: restore.ObjectMeta, Status: *before}
-		if perr := r.Status().Patch(ctx, restore, client.MergeFrom(patch)); perr != nil {
+		if perr := patchStatus(ctx, r.Client, restore, patch); perr != nil {
+			if apierrors.IsConflict(perr) {
+				// Decided on a stale copy (the cache lags behind a newer version): the update
+				// event of that version wakes us again with fresh state.
+				return ctrl.Result{}, nil
+			}
 			return ctrl.Result{}, errors.Join(err, fmt.Errorf("patch status: %w", perr))
 		}
 	}
@@ -271,14 +276,11 @@ func (r *WorkspaceRestoreReconciler) safetyBackup(ctx context.Context, wr *backu
 // watchJob follows a running restore: a person starting the workspace wins; otherwise the
 // mover's result is recorded when the Job ends.
 func (r *WorkspaceRestoreReconciler) watchJob(ctx context.Context, wr *backupv1alpha1.WorkspaceRestore, ws *workspace) (ctrl.Result, error) {
-	why, err := workspaceStartedReason(ctx, r.Client, wr.Spec.WorkspaceName, ws)
+	why, err := stopIfStarted(ctx, r.Client, wr.Spec.WorkspaceName, ws, wr.Namespace, wr.Status.JobName)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
 	if why != "" {
-		if err := deleteJob(ctx, r.Client, wr.Namespace, wr.Status.JobName); err != nil {
-			return ctrl.Result{}, err
-		}
 		msg := why + "; the restore was stopped, so the volume may be partly restored"
 		if wr.Status.SafetyBackupName != "" {
 			msg += fmt.Sprintf("; WorkspaceBackup %s holds the previous content", wr.Status.SafetyBackupName)
@@ -286,56 +288,26 @@ func (r *WorkspaceRestoreReconciler) watchJob(ctx context.Context, wr *backupv1a
 		r.finish(wr, backupv1alpha1.RestoreFailed, outcome{stalled: true, reason: backupv1alpha1.ReasonWorkspaceStarted, message: msg})
 		return ctrl.Result{}, nil
 	}
-	job, err := getJob(ctx, r.Client, r.APIReader, wr.Namespace, wr.Status.JobName)
-	if err != nil {
-		return ctrl.Result{}, err
-	}
-	if job == nil {
-		r.finish(wr, backupv1alpha1.RestoreFailed, outcome{stalled: true, reason: backupv1alpha1.ReasonJobFailed,
-			message: fmt.Sprintf("mover Job %s was deleted before it finished", wr.Status.JobName)})
-		return ctrl.Result{}, nil
-	}
-	state, jobReason := jobStateOf(job)
-	if state == jobActive {
-		msg, failed, err := jobPodCreationFailure(ctx, r.APIReader, job)
-		if err != nil || !failed {
-			if noPodsYet(job) {
-				return ctrl.Result{RequeueAfter: pollNoPods}, err
-			}
-			return ctrl.Result{}, err
-		}
-		if err := deleteJob(ctx, r.Client, job.Namespace, job.Name); err != nil {
-			return ctrl.Result{}, err
-		}
-		r.finish(wr, backupv1alpha1.RestoreFailed, outcome{stalled: true, reason: backupv1alpha1.ReasonPodCreationFailed,
-			message: fmt.Sprintf("the mover pod of Job %s could not be created: %s", job.Name, msg)})
-		return ctrl.Result{}, nil
-	}
-	pods, err := jobPods(ctx, r.Client, job)
-	if err != nil {
-		return ctrl.Result{}, err
-	}
-	res, ok := moverResultFrom(pods)
+	p, err := followJob(ctx, r.Client, r.APIReader, wr.Namespace, wr.Status.JobName)
 	switch {
-	case ok && res.Phase == mover.PhaseSucceeded:
-		wr.Status.Files, wr.Status.Bytes = res.Files, res.Bytes
-		if res.Digest != "" {
-			wr.Status.Source.Digest = res.Digest
+	case err != nil:
+		return ctrl.Result{}, err
+	case p.running:
+		return ctrl.Result{RequeueAfter: p.requeue}, nil
+	case p.failure != nil:
+		r.finish(wr, backupv1alpha1.RestoreFailed, *p.failure)
+	case p.hasResult && p.result.Phase == mover.PhaseSucceeded:
+		wr.Status.Files, wr.Status.Bytes = p.result.Files, p.result.Bytes
+		if p.result.Digest != "" {
+			wr.Status.Source.Digest = p.result.Digest
 		}
 		r.finish(wr, backupv1alpha1.RestoreSucceeded, outcome{ready: true, reason: backupv1alpha1.ReasonSucceeded,
-			message: fmt.Sprintf("restored %d files (%d bytes) from %s", res.Files, res.Bytes, pullReference(*wr.Status.Source))})
-	case ok:
-		r.finish(wr, backupv1alpha1.RestoreFailed, outcome{stalled: true, reason: res.Reason, message: res.Message})
-	case state == jobSucceeded:
+			message: fmt.Sprintf("restored %d files (%d bytes) from %s", p.result.Files, p.result.Bytes, pullReference(*wr.Status.Source))})
+	case p.hasResult:
+		r.finish(wr, backupv1alpha1.RestoreFailed, outcome{stalled: true, reason: p.result.Reason, message: p.result.Message})
+	default: // succeeded without a readable result
 		r.finish(wr, backupv1alpha1.RestoreSucceeded, outcome{ready: true, reason: backupv1alpha1.ReasonSucceeded,
-			message: fmt.Sprintf("mover Job %s succeeded but its result was unreadable", job.Name)})
-	default:
-		reason := backupv1alpha1.ReasonJobFailed
-		if jobReason == batchv1.JobReasonDeadlineExceeded {
-			reason = backupv1alpha1.ReasonDeadlineExceeded
-		}
-		r.finish(wr, backupv1alpha1.RestoreFailed, outcome{stalled: true, reason: reason, message: fmt.Sprintf(
-			"mover Job %s failed (%s) without a result; see kubectl -n %s logs job/%s", job.Name, jobReason, wr.Namespace, job.Name)})
+			message: fmt.Sprintf("mover Job %s succeeded but its result was unreadable", p.jobName)})
 	}
 	return ctrl.Result{}, nil
 }
