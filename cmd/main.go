@@ -21,8 +21,11 @@ import (
 	"flag"
 	"os"
 
-	// Static binary on an empty base: embed the time-zone database for policies' timeZone.
+	// Static binary on an empty base: embed the time-zone database (policies' timeZone) and CA
+	// roots (the operator reads digests and deletes artifacts over TLS).
 	_ "time/tzdata"
+
+	_ "golang.org/x/crypto/x509roots/fallback"
 
 	// Import all Kubernetes client auth plugins (e.g. Azure, GCP, OIDC, etc.)
 	// to ensure that exec-entrypoint and run can make use of them.

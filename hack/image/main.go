@@ -24,7 +24,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -64,12 +64,14 @@ type options struct {
 
 func main() {
 	o := options{bins: binaries{}}
-	flag.Var(o.bins, "binary", "/PATH=./package to build into the image (repeatable; default: the operator's /manager and /mover)")
+	flag.Var(o.bins, "binary",
+		"/PATH=./package to build into the image (repeatable; default: the operator's /manager and /mover)")
 	flag.StringVar(&o.entrypoint, "entrypoint", "", "the image entrypoint (default: /manager, or the only binary)")
 	flag.StringVar(&o.user, "user", "65532:65532", "the numeric UID:GID the image runs as")
 	flag.StringVar(&o.goarch, "goarch", runtime.GOARCH, "the target architecture (GOOS is always linux)")
 	flag.StringVar(&o.push, "push", "", "push the image to this reference, e.g. 127.0.0.1:5001/dwbackup/operator:dev")
-	flag.BoolVar(&o.plainHTTP, "plain-http", false, "allow plain HTTP for --push; only for a loopback registry (127.0.0.1, ::1, localhost)")
+	flag.BoolVar(&o.plainHTTP, "plain-http", false,
+		"allow plain HTTP for --push; only for a loopback registry (127.0.0.1, ::1, localhost)")
 	flag.StringVar(&o.tarball, "tarball", "", "write the image as a docker-archive tarball to this file")
 	flag.StringVar(&o.tag, "tag", "", "the reference recorded in --tarball (default: --push)")
 	flag.StringVar(&o.digestFile, "digest-file", "", "write the image's manifest digest (sha256:...) to this file")
@@ -296,6 +298,6 @@ func sortedKeys[V any](m map[string]V) []string {
 	for k := range m {
 		keys = append(keys, k)
 	}
-	sort.Strings(keys)
+	slices.Sort(keys)
 	return keys
 }
