@@ -95,6 +95,7 @@ func (r *WorkspaceBackupReconciler) finalize(ctx context.Context, b *backupv1alp
 		return ctrl.Result{}, nil
 	}
 	r.throttle.forget(b)
+	r.cleaned.Delete(b.UID)
 	if b.Status.JobName != "" && !b.Status.Phase.Finished() {
 		if err := deleteJob(ctx, r.Client, b.Namespace, b.Status.JobName); err != nil {
 			return ctrl.Result{}, err

@@ -3,6 +3,7 @@ package controller
 import (
 	"cmp"
 	"context"
+	"slices"
 	"sync"
 
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -13,6 +14,9 @@ import (
 
 	backupv1alpha1 "github.com/dwbackup/devworkspace-backup-operator/api/v1alpha1"
 )
+
+// defaultMaxConcurrentBackups is the API default of spec.maxConcurrentBackups.
+const defaultMaxConcurrentBackups = 5
 
 // throttle decides, in one place, whether a backup may start: at most maxConcurrentBackups
 // Running backups per policy. The cache can lag behind the backups this process has just
@@ -31,8 +35,9 @@ func newThrottle() *throttle {
 // admit reports whether b may start now, and if so counts it against its policy. Waiting backups
 // are served in order: manual and pre-restore first, then oldest first.
 func (t *throttle) admit(ctx context.Context, c client.Client, policy *backupv1alpha1.BackupPolicy, b *backupv1alpha1.WorkspaceBackup) bool {
+	// Read only: no deep copy of the policy's (thousands of) backups at every admission.
 	list := &backupv1alpha1.WorkspaceBackupList{}
-	if err := c.List(ctx, list, client.MatchingLabels{backupv1alpha1.LabelPolicy: policy.Name}); err != nil {
+	if err := c.List(ctx, list, client.MatchingLabels{backupv1alpha1.LabelPolicy: policy.Name}, client.UnsafeDisableDeepCopy); err != nil {
 		logf.FromContext(ctx).Error(err, "list backups of policy for the throttle", "policy", policy.Name)
 		return false
 	}
@@ -86,17 +91,27 @@ func (t *throttle) release(b *backupv1alpha1.WorkspaceBackup) {
 // forget drops a finished or deleted backup's admission.
 func (t *throttle) forget(b *backupv1alpha1.WorkspaceBackup) { t.release(b) }
 
-// waiting lists the backups of a policy waiting for a slot, to wake them when one frees up.
-func (t *throttle) waiting(ctx context.Context, c client.Client, policyName string) []ctrl.Request {
+// waiting lists the first limit backups of a policy waiting for a slot, in the order they are
+// served, to wake them when a slot frees up. Only those can start: waking all of them (thousands
+// after a slot) would reconcile every one at every finished backup for nothing. limit is the
+// policy's maxConcurrentBackups, more than the slots a finish frees, so a woken backup that does
+// not take its slot (its workspace started) does not stall the queue; the requeue of waiting
+// backups is the safety net.
+func (t *throttle) waiting(ctx context.Context, c client.Client, policyName string, limit int) []ctrl.Request {
 	list := &backupv1alpha1.WorkspaceBackupList{}
-	if err := c.List(ctx, list, client.MatchingLabels{backupv1alpha1.LabelPolicy: policyName}); err != nil {
+	if err := c.List(ctx, list, client.MatchingLabels{backupv1alpha1.LabelPolicy: policyName}, client.UnsafeDisableDeepCopy); err != nil {
 		return nil
 	}
-	var reqs []ctrl.Request
+	var queue []*backupv1alpha1.WorkspaceBackup
 	for i := range list.Items {
 		if waitsForSlot(&list.Items[i]) {
-			reqs = append(reqs, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+			queue = append(queue, &list.Items[i])
 		}
+	}
+	slices.SortFunc(queue, compareQueue)
+	reqs := make([]ctrl.Request, 0, min(limit, len(queue)))
+	for _, b := range queue[:min(limit, len(queue))] {
+		reqs = append(reqs, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(b)})
 	}
 	return reqs
 }

@@ -19,6 +19,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
@@ -51,6 +52,10 @@ type WorkspaceBackupReconciler struct {
 	Recorder  events.EventRecorder
 	Options
 	throttle *throttle
+	// cleaned holds the UIDs of finished backups whose clean-up is done, so the reconciles that
+	// follow (its own final status patch, the Job's deletion) do not delete the Job and the
+	// Secret copy again: each repeat is two refused DELETEs. Lost on restart: one repeat then.
+	cleaned sync.Map
 }
 
 // +kubebuilder:rbac:groups=backup.dwbackup.io,resources=workspacebackups,verbs=get;list;watch;create;update;patch;delete
@@ -79,6 +84,9 @@ func (r *WorkspaceBackupReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	}
 	if backup.Status.Phase.Finished() {
 		r.throttle.forget(backup)
+		if _, done := r.cleaned.Load(backup.UID); done {
+			return ctrl.Result{}, nil
+		}
 		return ctrl.Result{}, r.cleanUp(ctx, backup)
 	}
 	if done, err := r.adoptManual(ctx, backup); done || err != nil {
@@ -163,19 +171,20 @@ func (r *WorkspaceBackupReconciler) start(ctx context.Context, b *backupv1alpha1
 			"waiting for DevWorkspace %s to stop (phase %q, spec.started %v)", ws.Name, ws.Phase, ws.Started))
 		return ctrl.Result{}, nil
 	}
-	loc, skip, err := r.storageOf(ctx, *ws)
-	if err != nil {
-		return ctrl.Result{}, err
-	}
-	if skip != "" {
-		r.finish(b, backupv1alpha1.BackupSkipped, outcome{ready: true, reason: backupv1alpha1.ReasonNoWorkspaceStorage, message: skip})
-		return ctrl.Result{}, nil
-	}
+	// The concurrency slot comes before the storage: resolving it reads DWO's configuration from the
+	// API server, and thousands of backups of one slot wait here, each woken again and again.
 	if !r.throttle.admit(ctx, r.Client, policy, b) {
-		r.wait(b, backupv1alpha1.ReasonWaitingForConcurrencySlot, fmt.Sprintf(
-			"%d backups of policy %s are running (spec.maxConcurrentBackups)", policy.Spec.MaxConcurrentBackups, policy.Name))
+		r.waitForSlot(b, policy)
 		// A finishing backup of the policy wakes this one; the requeue is only a safety net.
 		return ctrl.Result{RequeueAfter: time.Minute}, nil
+	}
+	loc, skip, err := r.storageOf(ctx, *ws)
+	if err != nil || skip != "" {
+		r.throttle.release(b)
+		if err == nil {
+			r.finish(b, backupv1alpha1.BackupSkipped, outcome{ready: true, reason: backupv1alpha1.ReasonNoWorkspaceStorage, message: skip})
+		}
+		return ctrl.Result{}, err
 	}
 	creds, err := ensureCredentials(ctx, r.Client, r.APIReader, r.OperatorNamespace, policy, b, childName(b.Name, "registry"))
 	if err != nil {
@@ -323,6 +332,18 @@ func (r *WorkspaceBackupReconciler) recordFromRegistry(ctx context.Context, b *b
 	r.finish(b, backupv1alpha1.BackupSucceeded, outcome{ready: true, reason: backupv1alpha1.ReasonSucceeded, message: msg})
 }
 
+// waitForSlot keeps a backup waiting for a concurrency slot. A new backup (empty status) stays as
+// it is: an empty phase means Pending, and the thousands of backups a slot creates would otherwise
+// each cost a status write for nothing (DESIGN 4 budget: create, Running, final). A backup that
+// was Pending for another reason says that it now waits for a slot.
+func (r *WorkspaceBackupReconciler) waitForSlot(b *backupv1alpha1.WorkspaceBackup, policy *backupv1alpha1.BackupPolicy) {
+	if b.Status.Phase == "" {
+		return
+	}
+	r.wait(b, backupv1alpha1.ReasonWaitingForConcurrencySlot, fmt.Sprintf(
+		"%d backups of policy %s are running (spec.maxConcurrentBackups)", policy.Spec.MaxConcurrentBackups, policy.Name))
+}
+
 // wait keeps the backup Pending with a reason.
 func (r *WorkspaceBackupReconciler) wait(b *backupv1alpha1.WorkspaceBackup, reason, message string) {
 	b.Status.Phase = backupv1alpha1.BackupPending
@@ -363,7 +384,11 @@ func (r *WorkspaceBackupReconciler) cleanUp(ctx context.Context, b *backupv1alph
 			return err
 		}
 	}
-	return r.applyRetention(ctx, b)
+	if err := r.applyRetention(ctx, b); err != nil {
+		return err
+	}
+	r.cleaned.Store(b.UID, struct{}{})
+	return nil
 }
 
 // SetupWithManager registers the reconciler and its watches.
@@ -412,5 +437,15 @@ func (r *WorkspaceBackupReconciler) waitingOfSamePolicy(ctx context.Context, obj
 	if !ok || !b.Status.Phase.Finished() {
 		return nil
 	}
-	return r.throttle.waiting(ctx, r.Client, b.Spec.PolicyName)
+	return r.throttle.waiting(ctx, r.Client, b.Spec.PolicyName, r.maxConcurrent(ctx, b.Spec.PolicyName))
+}
+
+// maxConcurrent is the policy's maxConcurrentBackups from the cache (its default when the policy
+// cannot be read: the woken backups then fail PolicyNotFound on their own).
+func (r *WorkspaceBackupReconciler) maxConcurrent(ctx context.Context, policyName string) int {
+	policy := &backupv1alpha1.BackupPolicy{}
+	if err := r.Get(ctx, client.ObjectKey{Name: policyName}, policy); err != nil || policy.Spec.MaxConcurrentBackups < 1 {
+		return defaultMaxConcurrentBackups
+	}
+	return int(policy.Spec.MaxConcurrentBackups)
 }

@@ -22,6 +22,9 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
+	"github.com/go-logr/logr"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 )
 
 type config struct {
@@ -56,6 +59,7 @@ func main() {
 	flag.BoolVar(&c.verbose, "v", false, "show the manager's log")
 	flag.BoolVar(&c.keep, "keep", false, "keep the work directory (audit log, kubeconfig, manager log)")
 	flag.Parse()
+	ctrllog.SetLogger(logr.Discard()) // the benchmark reports on stderr itself; the manager logs to its file
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, c)
