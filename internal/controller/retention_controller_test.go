@@ -22,6 +22,7 @@ import (
 	backupv1alpha1 "github.com/dwbackup/devworkspace-backup-operator/api/v1alpha1"
 	"github.com/dwbackup/devworkspace-backup-operator/internal/mover"
 	"github.com/dwbackup/devworkspace-backup-operator/internal/registry"
+	"github.com/dwbackup/devworkspace-backup-operator/internal/registry/registrytest"
 )
 
 // inProcessRegistry serves go-containerregistry's registry on 127.0.0.1 for one spec.
@@ -120,25 +121,40 @@ var _ = Describe("Throttle", func() {
 })
 
 var _ = Describe("Retention and the artifact finalizer", func() {
-	It("prunes beyond keepLast and deletes the pruned tag; a shared manifest stays restorable", func() {
-		host := inProcessRegistry()
-		f := newBackupFixture(func(p *backupv1alpha1.BackupPolicy) {
-			p.Spec.Registry = backupv1alpha1.RegistrySpec{Repository: host + "/backups", Insecure: true}
-			p.Spec.Retention = backupv1alpha1.RetentionSpec{KeepLast: 1, DeleteArtifacts: ptr.To(true), FailedHistoryLimit: ptr.To[int32](1)}
-		})
-		stoppedWorkspace(f.Namespace, "ws")
-		repo := host + "/backups/" + f.Namespace + "/ws"
-		dir := GinkgoT().TempDir()
-		Expect(os.WriteFile(filepath.Join(dir, "a.txt"), []byte("a"), 0o644)).To(Succeed())
+	DescribeTable("prunes beyond keepLast and deletes the pruned artifact, never a kept one",
+		func(startRegistry func() string) {
+			host := startRegistry()
+			f := newBackupFixture(func(p *backupv1alpha1.BackupPolicy) {
+				p.Spec.Registry = backupv1alpha1.RegistrySpec{Repository: host + "/backups", Insecure: true}
+				p.Spec.Retention = backupv1alpha1.RetentionSpec{KeepLast: 1, DeleteArtifacts: ptr.To(true), FailedHistoryLimit: ptr.To[int32](1)}
+			})
+			stoppedWorkspace(f.Namespace, "ws")
+			repo := host + "/backups/" + f.Namespace + "/ws"
+			dir := GinkgoT().TempDir()
+			Expect(os.WriteFile(filepath.Join(dir, "a.txt"), []byte("a"), 0o644)).To(Succeed())
 
-		first := runManualBackup(f, pushTree(repo, "20261120T020000Z", dir))
-		second := runManualBackup(f, pushTree(repo, "20261121T020000Z", dir)) // unchanged: same manifest
-		Expect(second.Status.Artifact.Digest).To(Equal(first.Status.Artifact.Digest))
-		expectGone(first)
-		Expect(resolvable(repo+":20261120T020000Z")).To(BeFalse(), "the pruned tag is deleted")
-		Expect(resolvable(repo+":20261121T020000Z")).To(BeTrue(), "the kept backup shares the manifest and stays restorable")
-		Expect(resolvable(repo + ":latest")).To(BeTrue())
-	})
+			// Shared manifest: the second backup is unchanged, its tag points at the same manifest.
+			first := runManualBackup(f, pushTree(repo, "20261120T020000Z", dir))
+			second := runManualBackup(f, pushTree(repo, "20261121T020000Z", dir))
+			Expect(second.Status.Artifact.Digest).To(Equal(first.Status.Artifact.Digest))
+			expectGone(first)
+			Expect(resolvable(repo+":20261121T020000Z")).To(BeTrue(), "the kept backup shares the manifest and stays restorable")
+			Expect(resolvable(repo + ":latest")).To(BeTrue())
+
+			// A changed tree: the older, now unreferenced manifest goes when its backup is pruned.
+			Expect(os.WriteFile(filepath.Join(dir, "b.txt"), []byte("b"), 0o644)).To(Succeed())
+			third := runManualBackup(f, pushTree(repo, "20261122T020000Z", dir))
+			Expect(third.Status.Artifact.Digest).NotTo(Equal(second.Status.Artifact.Digest))
+			expectGone(second)
+			Eventually(func() bool { return resolvable(repo + ":20261121T020000Z") }).Should(BeFalse(), "the pruned artifact is deleted")
+			Expect(resolvable(repo + ":20261122T020000Z")).To(BeTrue())
+			Expect(resolvable(repo + ":latest")).To(BeTrue())
+		},
+		Entry("a registry with tag deletion (in-process)", inProcessRegistry),
+		Entry("distribution 2.x, digest deletion only (Debian's docker-registry)", func() string {
+			return registrytest.StartDistribution(GinkgoT()).Host
+		}),
+	)
 
 	It("keeps the artifact when a person deletes a backup", func() {
 		host := inProcessRegistry()

@@ -15,7 +15,6 @@ import (
 	"slices"
 	"strings"
 	"sync/atomic"
-	"testing"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
@@ -23,7 +22,7 @@ import (
 
 // Htpasswd renders users (user -> password) as an htpasswd file with bcrypt
 // hashes, the only scheme distribution accepts. MinCost keeps tests fast.
-func Htpasswd(t testing.TB, users map[string]string) []byte {
+func Htpasswd(t TB, users map[string]string) []byte {
 	t.Helper()
 	var b strings.Builder
 	for _, u := range slices.Sorted(func(yield func(string) bool) {
@@ -58,7 +57,7 @@ type TokenServer struct {
 }
 
 // NewTokenServer serves tokens over HTTPS with a certificate from ca.
-func NewTokenServer(t testing.TB, ca *CA, users map[string]string) *TokenServer {
+func NewTokenServer(t TB, ca *CA, users map[string]string) *TokenServer {
 	t.Helper()
 	ts := &TokenServer{Service: "dwbackup-test-registry", Issuer: "dwbackup-test-token-issuer", users: users, signer: NewCA(t)}
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(ts.serve))
@@ -72,7 +71,7 @@ func NewTokenServer(t testing.TB, ca *CA, users map[string]string) *TokenServer 
 	return ts
 }
 
-func (ts *TokenServer) registryConfig(t testing.TB, dir string) string {
+func (ts *TokenServer) registryConfig(t TB, dir string) string {
 	t.Helper()
 	bundle := filepath.Join(dir, "token-signer.crt")
 	if err := os.WriteFile(bundle, ts.signer.CertPEM, 0o600); err != nil {

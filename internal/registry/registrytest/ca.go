@@ -12,7 +12,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"testing"
 	"time"
 )
 
@@ -24,7 +23,7 @@ type CA struct {
 }
 
 // NewCA generates a P-256 CA valid for a day.
-func NewCA(t testing.TB) *CA {
+func NewCA(t TB) *CA {
 	t.Helper()
 	key := newKey(t)
 	tmpl := &x509.Certificate{
@@ -48,7 +47,7 @@ func NewCA(t testing.TB) *CA {
 }
 
 // ServerCert issues a serving certificate for 127.0.0.1 and localhost.
-func (ca *CA) ServerCert(t testing.TB) tls.Certificate {
+func (ca *CA) ServerCert(t TB) tls.Certificate {
 	t.Helper()
 	certPEM, keyPEM := ca.serverPEM(t)
 	c, err := tls.X509KeyPair(certPEM, keyPEM)
@@ -59,7 +58,7 @@ func (ca *CA) ServerCert(t testing.TB) tls.Certificate {
 }
 
 // WriteFiles writes ca.crt, server.crt and server.key into dir and returns their paths.
-func (ca *CA) WriteFiles(t testing.TB, dir string) (caFile, certFile, keyFile string) {
+func (ca *CA) WriteFiles(t TB, dir string) (caFile, certFile, keyFile string) {
 	t.Helper()
 	certPEM, keyPEM := ca.serverPEM(t)
 	caFile, certFile, keyFile = filepath.Join(dir, "ca.crt"), filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key")
@@ -71,7 +70,7 @@ func (ca *CA) WriteFiles(t testing.TB, dir string) (caFile, certFile, keyFile st
 	return caFile, certFile, keyFile
 }
 
-func (ca *CA) serverPEM(t testing.TB) (certPEM, keyPEM []byte) {
+func (ca *CA) serverPEM(t TB) (certPEM, keyPEM []byte) {
 	t.Helper()
 	key := newKey(t)
 	tmpl := &x509.Certificate{
@@ -95,7 +94,7 @@ func (ca *CA) serverPEM(t testing.TB) (certPEM, keyPEM []byte) {
 	return pemBlock("CERTIFICATE", der), pemBlock("PRIVATE KEY", keyDER)
 }
 
-func newKey(t testing.TB) *ecdsa.PrivateKey {
+func newKey(t TB) *ecdsa.PrivateKey {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {

@@ -31,7 +31,7 @@ type InProcess struct {
 
 // NewInProcess starts an in-process registry; wrap, when set, wraps its handler
 // (to count, fail or corrupt requests).
-func NewInProcess(t testing.TB, wrap func(http.Handler) http.Handler) *InProcess {
+func NewInProcess(t TB, wrap func(http.Handler) http.Handler) *InProcess {
 	t.Helper()
 	r := &InProcess{}
 	h := ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0)))
@@ -90,13 +90,13 @@ type DistributionOptions struct {
 // StartDistribution starts Debian's docker-registry (CNCF distribution 2.x) with
 // deletes enabled on a free loopback port and a temporary storage root, and stops
 // it by PID when the test ends. The test is skipped when the binary is absent.
-func StartDistribution(t testing.TB) *Distribution {
+func StartDistribution(t TB) *Distribution {
 	t.Helper()
 	return StartDistributionWith(t, DistributionOptions{})
 }
 
 // StartDistributionWith starts docker-registry with TLS and authentication as asked.
-func StartDistributionWith(t testing.TB, o DistributionOptions) *Distribution {
+func StartDistributionWith(t TB, o DistributionOptions) *Distribution {
 	t.Helper()
 	bin, err := exec.LookPath("docker-registry")
 	if err != nil {
@@ -132,7 +132,7 @@ http:
 	return d
 }
 
-func authConfig(t testing.TB, dir string, o DistributionOptions) string {
+func authConfig(t TB, dir string, o DistributionOptions) string {
 	t.Helper()
 	switch {
 	case o.Users != nil:
@@ -149,7 +149,7 @@ func authConfig(t testing.TB, dir string, o DistributionOptions) string {
 
 // Start runs the registry process (again, after Kill) on the same address and
 // storage and waits until it answers.
-func (d *Distribution) Start(t testing.TB) {
+func (d *Distribution) Start(t TB) {
 	t.Helper()
 	cmd := exec.Command(d.bin, "serve", d.cfgPath)
 	if testing.Verbose() {
@@ -177,7 +177,7 @@ func (d *Distribution) Kill() {
 }
 
 // Blobs counts the blobs in the registry's storage.
-func (d *Distribution) Blobs(t testing.TB) int {
+func (d *Distribution) Blobs(t TB) int {
 	t.Helper()
 	matches, err := filepath.Glob(filepath.Join(d.Root, "docker/registry/v2/blobs/sha256/*/*/data"))
 	if err != nil {
@@ -186,7 +186,7 @@ func (d *Distribution) Blobs(t testing.TB) int {
 	return len(matches)
 }
 
-func freeLoopbackAddr(t testing.TB) string {
+func freeLoopbackAddr(t TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -199,7 +199,7 @@ func freeLoopbackAddr(t testing.TB) string {
 
 // waitReady polls url until the registry answers (any status, any certificate)
 // or its process has exited.
-func waitReady(t testing.TB, url string, exited <-chan struct{}) {
+func waitReady(t TB, url string, exited <-chan struct{}) {
 	t.Helper()
 	client := &http.Client{Transport: &http.Transport{
 		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // readiness probe only
@@ -223,7 +223,7 @@ func waitReady(t testing.TB, url string, exited <-chan struct{}) {
 
 // Oras returns the oras binary: $ORAS, else bin/oras at the module root
 // (make installs oras.land/oras/cmd/oras@v1.3.6 there). The test is skipped when absent.
-func Oras(t testing.TB) string {
+func Oras(t TB) string {
 	t.Helper()
 	if p := os.Getenv("ORAS"); p != "" {
 		return p
@@ -254,4 +254,16 @@ func ModuleRoot() (string, error) {
 		}
 		dir = parent
 	}
+}
+
+// TB is the part of testing.TB the helpers use; ginkgo's GinkgoT() has it too, so envtest specs
+// can start a real registry as well.
+type TB interface {
+	Cleanup(func())
+	Errorf(format string, args ...any)
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
+	Helper()
+	Skip(args ...any)
+	TempDir() string
 }
