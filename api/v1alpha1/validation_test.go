@@ -193,3 +193,13 @@ var _ = Describe("samples", func() {
 		}
 	})
 })
+
+var _ = Describe("WorkspaceBackup status default", func() {
+	It("reads as Pending before any controller wrote a status", func() {
+		obj := valid("WorkspaceBackup", "", nil)
+		Expect(k8sClient.Create(ctx, obj)).To(Succeed())
+		b := &backupv1alpha1.WorkspaceBackup{}
+		Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(obj), b)).To(Succeed())
+		Expect(b.Status.Phase).To(Equal(backupv1alpha1.BackupPending))
+	})
+})

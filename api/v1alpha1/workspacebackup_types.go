@@ -169,8 +169,10 @@ type WorkspaceBackup struct {
 	// +required
 	Spec WorkspaceBackupSpec `json:"spec"`
 
-	// status is the progress and result.
+	// status is the progress and result. A new backup reads as Pending before the controller has
+	// written anything (a schema default, so the thousands of backups of one slot cost no write).
 	// +optional
+	// +kubebuilder:default={phase: Pending}
 	Status WorkspaceBackupStatus `json:"status,omitzero"`
 }
 

@@ -118,7 +118,7 @@ func (t *throttle) waiting(ctx context.Context, c client.Client, policyName stri
 
 // waitsForSlot: a new backup, or one that was told to wait for a concurrency slot.
 func waitsForSlot(b *backupv1alpha1.WorkspaceBackup) bool {
-	if b.Status.Phase == "" {
+	if isNewBackup(b) {
 		return true
 	}
 	if b.Status.Phase != backupv1alpha1.BackupPending {
@@ -126,6 +126,12 @@ func waitsForSlot(b *backupv1alpha1.WorkspaceBackup) bool {
 	}
 	ready := meta.FindStatusCondition(b.Status.Conditions, backupv1alpha1.ConditionReady)
 	return ready != nil && ready.Reason == backupv1alpha1.ReasonWaitingForConcurrencySlot
+}
+
+// isNewBackup: no reconciler has written its status yet (the schema defaults the phase to
+// Pending, older objects may have none).
+func isNewBackup(b *backupv1alpha1.WorkspaceBackup) bool {
+	return len(b.Status.Conditions) == 0 && (b.Status.Phase == "" || b.Status.Phase == backupv1alpha1.BackupPending)
 }
 
 // servedBefore orders waiting backups: manual and pre-restore before scheduled, then by age.

@@ -332,12 +332,12 @@ func (r *WorkspaceBackupReconciler) recordFromRegistry(ctx context.Context, b *b
 	r.finish(b, backupv1alpha1.BackupSucceeded, outcome{ready: true, reason: backupv1alpha1.ReasonSucceeded, message: msg})
 }
 
-// waitForSlot keeps a backup waiting for a concurrency slot. A new backup (empty status) stays as
-// it is: an empty phase means Pending, and the thousands of backups a slot creates would otherwise
-// each cost a status write for nothing (DESIGN 4 budget: create, Running, final). A backup that
-// was Pending for another reason says that it now waits for a slot.
+// waitForSlot keeps a backup waiting for a concurrency slot. A new backup stays as it is: it
+// already reads as Pending (a schema default), and the thousands of backups a slot creates would
+// otherwise each cost a status write for nothing (DESIGN 4 budget: create, Running, final). A
+// backup that was Pending for another reason says that it now waits for a slot.
 func (r *WorkspaceBackupReconciler) waitForSlot(b *backupv1alpha1.WorkspaceBackup, policy *backupv1alpha1.BackupPolicy) {
-	if b.Status.Phase == "" {
+	if isNewBackup(b) {
 		return
 	}
 	r.wait(b, backupv1alpha1.ReasonWaitingForConcurrencySlot, fmt.Sprintf(

@@ -9,6 +9,7 @@ import (
 	. "github.com/onsi/gomega"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/utils/ptr"
@@ -173,8 +174,15 @@ var _ = Describe("WorkspaceBackup reconciler", func() {
 		stoppedWorkspace(f.Namespace, "ws")
 		startWorkspace(f.Namespace, "ws")
 		b := manualBackup(f.Namespace, "ws", f.Policy.Name)
-		waiting := eventuallyPhase(b, backupv1alpha1.BackupPending)
-		expectReason(waiting, backupv1alpha1.ReasonWorkspaceRunning, false)
+		// A new backup reads Pending at once (schema default); wait for the controller's reason.
+		Eventually(func() string {
+			ready := meta.FindStatusCondition(getBackup(b).Status.Conditions, backupv1alpha1.ConditionReady)
+			if ready == nil {
+				return ""
+			}
+			return ready.Reason
+		}).Should(Equal(backupv1alpha1.ReasonWorkspaceRunning))
+		expectReason(getBackup(b), backupv1alpha1.ReasonWorkspaceRunning, false)
 		Consistently(func() []batchv1.Job { return jobsOf(f.Namespace) }).WithTimeout(time.Second).Should(BeEmpty())
 
 		dw := getWorkspace(f.Namespace, "ws")
