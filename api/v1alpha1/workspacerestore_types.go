@@ -163,8 +163,9 @@ type WorkspaceRestore struct {
 	// +required
 	Spec WorkspaceRestoreSpec `json:"spec"`
 
-	// status is the progress and result.
+	// status is the progress and result; a new restore reads as Pending.
 	// +optional
+	// +kubebuilder:default={phase: Pending}
 	Status WorkspaceRestoreStatus `json:"status,omitzero"`
 }
 
