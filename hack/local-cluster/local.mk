@@ -45,3 +45,17 @@ undeploy-local: kustomize ## Remove the operator from the local cluster.
 .PHONY: smoke-local
 smoke-local: deploy-local oras ## Back up one stopped workspace through a real Job and check the artifact with oras.
 	ORAS="$(ORAS)" hack/local-cluster/smoke.sh
+
+##@ Demo and end-to-end tests (local cluster, root)
+
+.PHONY: test-e2e
+test-e2e: kustomize oras ## Run the e2e suite (test/e2e) on the local cluster with the operator deployed; tears the cluster down after, unless KEEP_CLUSTER=1.
+	KUSTOMIZE="$(KUSTOMIZE)" ORAS="$(ORAS)" hack/local-cluster/e2e.sh
+
+.PHONY: demo
+demo: kustomize oras ## Cluster, registry and operator up, sample workspaces and an every-minute policy; shows the first backups.
+	KUSTOMIZE="$(KUSTOMIZE)" ORAS="$(ORAS)" hack/demo/demo.sh up
+
+.PHONY: demo-down
+demo-down: ## Remove the demo's objects and stop the local cluster (make local-purge also drops the registry's content).
+	hack/demo/demo.sh down

@@ -295,6 +295,7 @@ var _ = Describe("The operator on a real cluster", Ordered, ContinueOnFailure, f
 		all := fx.waitForScheduled(ctx, p.Name, slotEqual(slot), n, 6*time.Minute)
 		for key, b := range all {
 			Expect(rec.JobsFor(b.UID)).To(HaveLen(1), "%s: exactly one Job", key)
+			Expect(rec.PodsFor(b.UID)).To(Equal(1), "%s: exactly one mover Pod", key)
 			Expect(env.resolve(ctx, b.Status.Artifact.Reference)).To(Equal(b.Status.Artifact.Digest), key)
 		}
 		Expect(fx.policyBackups(ctx, Default, p.Name)).To(HaveLen(n), "no backup for any other slot")

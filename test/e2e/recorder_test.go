@@ -105,6 +105,19 @@ func (r *recorder) JobsFor(owner types.UID) []string {
 	return out
 }
 
+// PodsFor counts the Pods seen for an owner UID.
+func (r *recorder) PodsFor(owner types.UID) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, p := range r.pods {
+		if p.Labels[labelOwnerUID] == string(owner) {
+			n++
+		}
+	}
+	return n
+}
+
 // waitSeenJob waits until the recorder saw a Job for owner (the informer may lag the API server).
 func (r *recorder) waitSeenJob(owner types.UID) {
 	GinkgoHelper()

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -93,6 +94,8 @@ func startSlowRegistry(target string, bytesPerSecond int64) *slowRegistry {
 	GinkgoHelper()
 	s := &slowRegistry{}
 	proxy := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: target})
+	// An aborted upload is expected: its error goes to the spec's output, not to stderr.
+	proxy.ErrorLog = log.New(GinkgoWriter, "slow registry: ", 0)
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Body != nil && r.Body != http.NoBody {
 			r.Body = &throttledBody{ReadCloser: r.Body, rate: bytesPerSecond, start: time.Now(), counter: &s.uploaded}
