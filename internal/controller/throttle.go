@@ -139,11 +139,15 @@ func servedBefore(a, b *backupv1alpha1.WorkspaceBackup) bool {
 	return compareQueue(a, b) < 0
 }
 
+// compareQueue runs for every waiting backup at every admission, and the backups of one slot
+// share their creation second: the tie-break compares namespace and name without concatenating
+// them (that allocated two strings per comparison).
 func compareQueue(a, b *backupv1alpha1.WorkspaceBackup) int {
 	return cmp.Or(
 		cmp.Compare(triggerRank(a), triggerRank(b)),
 		a.CreationTimestamp.Compare(b.CreationTimestamp.Time),
-		cmp.Compare(a.Namespace+"/"+a.Name, b.Namespace+"/"+b.Name),
+		cmp.Compare(a.Namespace, b.Namespace),
+		cmp.Compare(a.Name, b.Name),
 	)
 }
 

@@ -51,6 +51,20 @@ func eventuallyRestorePhase(wr *backupv1alpha1.WorkspaceRestore, phase backupv1a
 	return got
 }
 
+// eventuallyRestoreReason waits for a reason of the Ready condition (a new restore reads Pending at
+// once through the schema default, before the controller has said why).
+func eventuallyRestoreReason(wr *backupv1alpha1.WorkspaceRestore, reason string) *backupv1alpha1.WorkspaceRestore {
+	GinkgoHelper()
+	got := &backupv1alpha1.WorkspaceRestore{}
+	Eventually(func(g Gomega) {
+		g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(wr), got)).To(Succeed())
+		ready := meta.FindStatusCondition(got.Status.Conditions, backupv1alpha1.ConditionReady)
+		g.Expect(ready).NotTo(BeNil())
+		g.Expect(ready.Reason).To(Equal(reason), "message: %s", got.Status.Message)
+	}).Should(Succeed())
+	return got
+}
+
 func expectRestoreReason(wr *backupv1alpha1.WorkspaceRestore, reason string) {
 	GinkgoHelper()
 	ready := meta.FindStatusCondition(wr.Status.Conditions, backupv1alpha1.ConditionReady)
@@ -151,7 +165,7 @@ var _ = Describe("WorkspaceRestore reconciler", func() {
 		startWorkspace(f.Namespace, "ws")
 		b := finishedBackup(f, backupv1alpha1.BackupSucceeded)
 		wr := newRestore(f.Namespace, backupv1alpha1.WorkspaceRestoreSpec{WorkspaceName: "ws", BackupName: b.Name})
-		waiting := eventuallyRestorePhase(wr, backupv1alpha1.RestorePending)
+		waiting := eventuallyRestoreReason(wr, backupv1alpha1.ReasonWorkspaceRunning)
 		expectRestoreReason(waiting, backupv1alpha1.ReasonWorkspaceRunning)
 		Consistently(func() []batchv1.Job { return jobsOf(f.Namespace) }).WithTimeout(time.Second).Should(BeEmpty())
 	})
@@ -162,8 +176,7 @@ var _ = Describe("WorkspaceRestore reconciler", func() {
 		b := finishedBackup(f, backupv1alpha1.BackupSucceeded)
 		wr := newRestore(f.Namespace, backupv1alpha1.WorkspaceRestoreSpec{WorkspaceName: "ws", BackupName: b.Name, Overwrite: true})
 
-		waiting := eventuallyRestorePhase(wr, backupv1alpha1.RestorePending)
-		expectRestoreReason(waiting, backupv1alpha1.ReasonWaitingForSafetyBackup)
+		waiting := eventuallyRestoreReason(wr, backupv1alpha1.ReasonWaitingForSafetyBackup)
 		safety := &backupv1alpha1.WorkspaceBackup{ObjectMeta: metav1.ObjectMeta{Namespace: f.Namespace, Name: waiting.Status.SafetyBackupName}}
 		Expect(safety.Name).NotTo(BeEmpty())
 		safetyJob := moverJob(safety)
@@ -185,7 +198,7 @@ var _ = Describe("WorkspaceRestore reconciler", func() {
 		stoppedWorkspace(f.Namespace, "ws")
 		b := finishedBackup(f, backupv1alpha1.BackupSucceeded)
 		wr := newRestore(f.Namespace, backupv1alpha1.WorkspaceRestoreSpec{WorkspaceName: "ws", BackupName: b.Name, Overwrite: true})
-		waiting := eventuallyRestorePhase(wr, backupv1alpha1.RestorePending)
+		waiting := eventuallyRestoreReason(wr, backupv1alpha1.ReasonWaitingForSafetyBackup)
 		safety := &backupv1alpha1.WorkspaceBackup{ObjectMeta: metav1.ObjectMeta{Namespace: f.Namespace, Name: waiting.Status.SafetyBackupName}}
 		finishJob(moverJob(safety), false, &mover.Result{Phase: mover.PhaseFailed, Reason: mover.ReasonUnauthorized, Message: "401"}, "")
 		got := eventuallyRestorePhase(wr, backupv1alpha1.RestoreFailed)
@@ -209,7 +222,7 @@ var _ = Describe("WorkspaceRestore reconciler", func() {
 		stoppedWorkspace(f.Namespace, "ws")
 		b := finishedBackup(f, backupv1alpha1.BackupSucceeded)
 		wr := newRestore(f.Namespace, backupv1alpha1.WorkspaceRestoreSpec{WorkspaceName: "ws", BackupName: b.Name, Overwrite: true})
-		waiting := eventuallyRestorePhase(wr, backupv1alpha1.RestorePending)
+		waiting := eventuallyRestoreReason(wr, backupv1alpha1.ReasonWaitingForSafetyBackup)
 		safety := &backupv1alpha1.WorkspaceBackup{ObjectMeta: metav1.ObjectMeta{Namespace: f.Namespace, Name: waiting.Status.SafetyBackupName}}
 		finishJob(moverJob(safety), true, succeededResult("r"), "")
 		job := restoreJob(wr)
