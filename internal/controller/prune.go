@@ -96,6 +96,7 @@ func (r *WorkspaceBackupReconciler) finalize(ctx context.Context, b *backupv1alp
 	}
 	r.throttle.forget(b)
 	r.cleaned.Delete(b.UID)
+	r.started.Delete(b.UID)
 	if b.Status.JobName != "" && !b.Status.Phase.Finished() {
 		if err := deleteJob(ctx, r.Client, b.Namespace, b.Status.JobName); err != nil {
 			return ctrl.Result{}, err

@@ -56,6 +56,11 @@ type WorkspaceBackupReconciler struct {
 	// follow (its own final status patch, the Job's deletion) do not delete the Job and the
 	// Secret copy again: each repeat is two refused DELETEs. Lost on restart: one repeat then.
 	cleaned sync.Map
+	// started holds the UIDs of backups this process patched to Running that the cache does not
+	// show Running yet. The Job's creation event usually arrives before that of the status
+	// patch; acting on the stale copy would redo the start (AlreadyExists for the Secret copy and
+	// the Job, then a conflicting status patch: three refused writes).
+	started sync.Map
 }
 
 // +kubebuilder:rbac:groups=backup.dwbackup.io,resources=workspacebackups,verbs=get;list;watch;create;update;patch;delete
@@ -82,6 +87,9 @@ func (r *WorkspaceBackupReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	if !backup.DeletionTimestamp.IsZero() {
 		return r.finalize(ctx, backup)
 	}
+	if r.startNotSeenYet(backup) {
+		return ctrl.Result{}, nil // the update event of the Running patch brings it back
+	}
 	if backup.Status.Phase.Finished() {
 		r.throttle.forget(backup)
 		if _, done := r.cleaned.Load(backup.UID); done {
@@ -105,11 +113,27 @@ func (r *WorkspaceBackupReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 			}
 			return ctrl.Result{}, errors.Join(err, fmt.Errorf("patch status: %w", perr))
 		}
+		if backup.Status.Phase == backupv1alpha1.BackupRunning && before.Phase != backupv1alpha1.BackupRunning {
+			r.started.Store(backup.UID, struct{}{})
+		}
 	}
 	if err == nil && backup.Status.Phase.Finished() {
 		err = r.cleanUp(ctx, backup)
 	}
 	return result, err
+}
+
+// startNotSeenYet reports a backup this process started whose cached copy is still from before
+// its Running patch; it forgets the backup once the cache shows it Running or later.
+func (r *WorkspaceBackupReconciler) startNotSeenYet(b *backupv1alpha1.WorkspaceBackup) bool {
+	if _, ok := r.started.Load(b.UID); !ok {
+		return false
+	}
+	if b.Status.Phase == "" || b.Status.Phase == backupv1alpha1.BackupPending {
+		return true
+	}
+	r.started.Delete(b.UID)
+	return false
 }
 
 // adoptManual gives a backup made by a person the labels retention and the policy need, and the
