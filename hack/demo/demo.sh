@@ -131,6 +131,7 @@ kind: DevWorkspace
 metadata:
   name: $name
   namespace: $ns
+  labels: {$LABEL: "true"}
 spec:
   started: false
   template:
@@ -192,19 +193,19 @@ wait_first_backups() {
 
 # show prints what a user would look at.
 show() {
-  local ref ns name backup repo
+  local ref ns name backup repo claim path
   printf '\n$ kubectl get dwbackup -A\n'
   kctl get dwbackup -A
-  printf '\n$ kubectl get devworkspaces -A\n'
-  kctl get devworkspaces -A
+  printf '\n$ kubectl get devworkspaces -A -l %s=true\n' "$LABEL"
+  kctl get devworkspaces -A -l "$LABEL=true"
   printf '\nArtifacts in the registry (%s):\n' "$REPOSITORY"
   for repo in $("$ORAS" repo ls --plain-http "$REPOSITORY"); do
     printf '$ oras repo tags --plain-http %s/%s\n' "$REPOSITORY" "$repo"
     "$ORAS" repo tags --plain-http "$REPOSITORY/$repo" | sed 's/^/  /'
   done
 
-  read -r ns name backup ref < <(kctl get workspacebackups -A -l "backup.dwbackup.io/policy=$POLICY" \
-    -o jsonpath='{range .items[?(@.status.phase=="Succeeded")]}{.metadata.namespace} {.spec.workspaceName} {.metadata.name} {.status.artifact.reference}{"\n"}{end}' |
+  read -r ns name backup ref claim path < <(kctl get workspacebackups -A -l "backup.dwbackup.io/policy=$POLICY" \
+    -o jsonpath='{range .items[?(@.status.phase=="Succeeded")]}{.metadata.namespace} {.spec.workspaceName} {.metadata.name} {.status.artifact.reference} {.status.source.claimName} {.status.source.path}{"\n"}{end}' |
     grep ' web-app ' | head -n1)
   printf '\nThe artifact is DWO-compatible: oras pull + tar -xzf gives back the files:\n'
   printf '$ oras pull --plain-http %s --output /tmp/restore-%s\n' "$ref" "$name"
@@ -213,7 +214,10 @@ show() {
   "$ORAS" pull --plain-http "$ref" --output "/tmp/restore-$name" >/dev/null
   mkdir -p "/tmp/restore-$name/projects"
   tar -xzf "/tmp/restore-$name/devworkspace-backup.tar.gz" -C "/tmp/restore-$name/projects"
-  printf '  (done here: %s files, identical to the workspace)\n' "$(find "/tmp/restore-$name/projects" -type f | wc -l)"
+  diff -r --no-dereference "$DATA/$ns/$claim/$path" "/tmp/restore-$name/projects" ||
+    die "the artifact differs from the workspace's files"
+  printf '  (done here: %s entries, identical to the workspace'"'"'s files: diff -r)\n' \
+    "$(find "/tmp/restore-$name/projects" -mindepth 1 | wc -l)"
 
   cat <<EOF
 
