@@ -25,7 +25,7 @@ manifests: controller-gen ## Generate the CRDs and the ClusterRole.
 
 .PHONY: generate
 generate: controller-gen ## Generate DeepCopy methods.
-	"$(CONTROLLER_GEN)" object:headerFile="hack/boilerplate.go.txt",year=$(YEAR) paths="./api/..."
+	"$(CONTROLLER_GEN)" object:headerFile="hack/boilerplate.go.txt",year=$(YEAR) paths="./api/...;./internal/dwo/..."
 
 .PHONY: fmt
 fmt: ## Run gofmt on the code.

@@ -41,7 +41,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
-	backupv1alpha1 "github.com/dwbackup/devworkspace-backup-operator/api/v1alpha1"
 	"github.com/dwbackup/devworkspace-backup-operator/internal/controller"
 	// +kubebuilder:scaffold:imports
 )
@@ -54,7 +53,7 @@ var (
 func init() {
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 
-	utilruntime.Must(backupv1alpha1.AddToScheme(scheme))
+	utilruntime.Must(controller.AddToScheme(scheme))
 	// +kubebuilder:scaffold:scheme
 }
 

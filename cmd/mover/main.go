@@ -106,8 +106,5 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 		return 1
 	}
 	_, _ = fmt.Fprintf(stderr, "%s %s: %s\n", res.Phase, res.Reason, res.Message)
-	if !res.OK() {
-		return 1
-	}
-	return 0
+	return res.ExitCode()
 }

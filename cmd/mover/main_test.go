@@ -51,10 +51,10 @@ func TestBackupAndRestoreCommands(t *testing.T) {
 		t.Fatalf("restored %q", data)
 	}
 
-	// Restoring again into the now non-empty target fails with exit 1.
+	// Restoring again into the now non-empty target fails for good: exit 3, so the Job does not retry.
 	code = run(context.Background(), []string{"restore", "--target", target, "--reference", res.Reference,
 		"--insecure", "--result-file", resultFile}, &stderr)
-	if rr := readResult(t, resultFile); code != 1 || rr.Reason != mover.ReasonTargetNotEmpty {
+	if rr := readResult(t, resultFile); code != mover.ExitPermanent || rr.Reason != mover.ReasonTargetNotEmpty {
 		t.Fatalf("second restore exit %d, result %+v", code, rr)
 	}
 }
@@ -84,7 +84,7 @@ func TestUsageErrors(t *testing.T) {
 	}
 	resultFile := filepath.Join(t.TempDir(), "result.json")
 	code := run(context.Background(), []string{"backup", "--source", "/x", "--result-file", resultFile}, &bytes.Buffer{})
-	if res := readResult(t, resultFile); code != 1 || res.Reason != mover.ReasonInvalidArguments {
+	if res := readResult(t, resultFile); code != mover.ExitPermanent || res.Reason != mover.ReasonInvalidArguments {
 		t.Errorf("missing flags: exit %d, result %+v", code, res)
 	}
 }

@@ -193,7 +193,7 @@ func stoppedWorkspace(namespace, name string) testWorkspace {
 	w := testWorkspace{Namespace: namespace, Name: name, StorageType: storagePerWorkspace,
 		StoppedAt: time.Date(2026, 11, 25, 18, 0, 0, 0, time.UTC)}
 	createWorkspace(w)
-	w.ID = workspaceFrom(getWorkspace(namespace, name)).ID
+	w.ID = workspaceOf(namespace, name).ID
 	boundPVC(namespace, "storage-"+w.ID)
 	return w
 }

@@ -39,6 +39,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	backupv1alpha1 "github.com/dwbackup/devworkspace-backup-operator/api/v1alpha1"
+	"github.com/dwbackup/devworkspace-backup-operator/internal/dwo"
 )
 
 // registryRecheck is how often a policy that names a Secret or CA ConfigMap re-reads them: they
@@ -223,7 +224,7 @@ func (r *BackupPolicyReconciler) observe(ctx context.Context, policyName string)
 		ns := &namespaces.Items[i]
 		state.namespaces[ns.Name] = namespaceInfo{Labels: ns.Labels, Terminating: ns.DeletionTimestamp != nil}
 	}
-	devWorkspaces := newDevWorkspaceList()
+	devWorkspaces := &dwo.DevWorkspaceList{}
 	if err := r.List(ctx, devWorkspaces, client.UnsafeDisableDeepCopy); err != nil {
 		return state, fmt.Errorf("listing DevWorkspaces: %w", err)
 	}
@@ -385,7 +386,7 @@ func (r *BackupPolicyReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&backupv1alpha1.BackupPolicy{}, builder.WithPredicates(predicate.Or(
 			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}, predicate.LabelChangedPredicate{}))).
-		Watches(newDevWorkspace(), handler.EnqueueRequestsFromMapFunc(r.policiesForWorkspace)).
+		Watches(&dwo.DevWorkspace{}, handler.EnqueueRequestsFromMapFunc(r.policiesForWorkspace)).
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.policiesForNamespace)).
 		Watches(&backupv1alpha1.WorkspaceBackup{}, handler.EnqueueRequestsFromMapFunc(policyOfBackup)).
 		Named("backuppolicy").

@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	backupv1alpha1 "github.com/dwbackup/devworkspace-backup-operator/api/v1alpha1"
+	"github.com/dwbackup/devworkspace-backup-operator/internal/dwo"
 )
 
 // The policy reconciler specs assert only what the policy controller does: which WorkspaceBackups
@@ -93,7 +94,7 @@ var _ = Describe("BackupPolicy reconciler", func() {
 		Expect(b.Labels).To(Equal(map[string]string{
 			backupv1alpha1.LabelPolicy:      policy.Name,
 			backupv1alpha1.LabelWorkspace:   "alpha",
-			backupv1alpha1.LabelWorkspaceID: workspaceFrom(getWorkspace(ns, "alpha")).ID,
+			backupv1alpha1.LabelWorkspaceID: workspaceOf(ns, "alpha").ID,
 			backupv1alpha1.LabelTrigger:     string(backupv1alpha1.TriggerScheduled),
 		}))
 		Expect(b.Annotations).To(HaveKeyWithValue(backupv1alpha1.AnnotationSlot, slot.Format(time.RFC3339)))
@@ -121,7 +122,7 @@ var _ = Describe("BackupPolicy reconciler", func() {
 
 		By("a crashed run had created alpha's backup for the slot, then died before patching the status")
 		slot := day.Add(2 * time.Hour)
-		crashed := scheduledBackup(policy.Name, workspaceFrom(getWorkspace(ns, "alpha")), slot)
+		crashed := scheduledBackup(policy.Name, workspaceOf(ns, "alpha"), slot)
 		Expect(k8sClient.Create(ctx, crashed)).To(Succeed())
 		// It even failed already, so alpha is due again at this slot: the create meets AlreadyExists.
 		Eventually(func(g Gomega) {
@@ -252,19 +253,19 @@ var _ = Describe("BackupPolicy reconciler", func() {
 		Expect(getWorkspace(ns, "big").GetManagedFields()).NotTo(BeEmpty(), "the API server keeps managedFields")
 		expectCachedPhase(ns, "big", phaseStopped)
 
-		dw := newDevWorkspace()
+		// The manager decodes DevWorkspaces into dwo's view (components and the rest of the devfile
+		// are never held) and the transform keeps only the attributes it reads.
+		dw := &dwo.DevWorkspace{}
 		Expect(mgrCache.Get(ctx, client.ObjectKey{Namespace: ns, Name: "big"}, dw)).To(Succeed())
-		Expect(dw.GetManagedFields()).To(BeEmpty())
-		Expect(dw.Object["spec"]).To(Equal(map[string]any{
-			"started": false,
-			"template": map[string]any{"attributes": map[string]any{
-				attrStorageType:     storagePerWorkspace,
-				attrDevWorkspaceCfg: map[string]any{"name": "custom-config", "namespace": "dwo"},
-			}},
-		}))
+		Expect(dw.ManagedFields).To(BeEmpty())
+		Expect(dw.Spec.Started).To(BeFalse())
+		Expect(dw.Spec.Template.Attributes).To(HaveLen(2))
+		Expect(string(dw.Spec.Template.Attributes[attrStorageType].Raw)).To(Equal(`"` + storagePerWorkspace + `"`))
+		Expect(dw.Spec.Template.Attributes).To(HaveKey(attrDevWorkspaceCfg))
+		Expect(dw.Spec.Template.Attributes).NotTo(HaveKey("dw.metadata.annotations"))
 		w := workspaceFrom(dw)
 		Expect(w.Phase).To(Equal(phaseStopped))
-		Expect(w.StoppedAt).To(Equal(stoppedAt))
+		Expect(w.StoppedAt).To(BeTemporally("==", stoppedAt)) // the same instant; the decoded time is in Local
 		Expect(w.StorageType).To(Equal(storagePerWorkspace))
 	})
 

@@ -6,20 +6,21 @@ import (
 	"fmt"
 	"time"
 
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/dwbackup/devworkspace-backup-operator/internal/dwo"
 )
 
-// DevWorkspaces are read as unstructured objects: the operator needs a handful of fields and must
-// not break when DWO adds others.
+// DevWorkspaces are read through dwo's small typed view: the operator needs a handful of fields
+// and must not break when DWO adds others.
 
 // DevWorkspaceGVK is DWO's DevWorkspace kind.
-var DevWorkspaceGVK = schema.GroupVersionKind{Group: "workspace.devfile.io", Version: "v1alpha2", Kind: "DevWorkspace"}
+var DevWorkspaceGVK = dwo.GroupVersion.WithKind("DevWorkspace")
 
 // DevWorkspace attributes the operator reads (FACTS 5).
 const (
@@ -40,20 +41,6 @@ const (
 const (
 	phaseStopped = "Stopped"
 )
-
-// newDevWorkspace returns an empty DevWorkspace for Get.
-func newDevWorkspace() *unstructured.Unstructured {
-	u := &unstructured.Unstructured{}
-	u.SetGroupVersionKind(DevWorkspaceGVK)
-	return u
-}
-
-// newDevWorkspaceList returns an empty DevWorkspace list for List.
-func newDevWorkspaceList() *unstructured.UnstructuredList {
-	l := &unstructured.UnstructuredList{}
-	l.SetGroupVersionKind(DevWorkspaceGVK.GroupVersion().WithKind("DevWorkspaceList"))
-	return l
-}
 
 // workspace is what the operator knows of a DevWorkspace.
 type workspace struct {
@@ -83,56 +70,51 @@ func (w workspace) HasStorage() bool {
 }
 
 // workspaceFrom reads the fields the operator needs; missing fields read as zero values.
-func workspaceFrom(u *unstructured.Unstructured) workspace {
+func workspaceFrom(dw *dwo.DevWorkspace) workspace {
 	w := workspace{
-		Name:      u.GetName(),
-		Namespace: u.GetNamespace(),
-		UID:       u.GetUID(),
-		Labels:    u.GetLabels(),
-		StoppedAt: u.GetCreationTimestamp().Time,
-		Deleting:  u.GetDeletionTimestamp() != nil,
+		Name:        dw.Name,
+		Namespace:   dw.Namespace,
+		UID:         dw.UID,
+		Labels:      dw.Labels,
+		ID:          dw.Status.DevWorkspaceID,
+		Phase:       dw.Status.Phase,
+		Started:     dw.Spec.Started,
+		StoppedAt:   dw.CreationTimestamp.Time,
+		Deleting:    dw.DeletionTimestamp != nil,
+		StorageType: storageTypeOf(dw),
 	}
-	w.ID, _, _ = unstructured.NestedString(u.Object, "status", "devworkspaceId")
-	w.Phase, _, _ = unstructured.NestedString(u.Object, "status", "phase")
-	w.Started, _, _ = unstructured.NestedBool(u.Object, "spec", "started")
-	attrs, _, _ := unstructured.NestedMap(u.Object, "spec", "template", "attributes")
-	w.StorageType = storageCommon
-	if s, ok := attrs[attrStorageType].(string); ok && s != "" {
-		w.StorageType = s
+	if raw, ok := dw.Spec.Template.Attributes[attrDevWorkspaceCfg]; ok {
+		w.ConfigRef = configRefFrom(raw.Raw)
 	}
-	w.ConfigRef = configRefFrom(attrs[attrDevWorkspaceCfg])
-	conditions, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
-	for _, c := range conditions {
-		cond, ok := c.(map[string]any)
-		if !ok || cond["type"] != "Started" || cond["status"] != string(metav1.ConditionFalse) {
-			continue
-		}
-		if ts, ok := cond["lastTransitionTime"].(string); ok {
-			if t, err := time.Parse(time.RFC3339, ts); err == nil {
-				w.StoppedAt = t
-			}
+	for _, c := range dw.Status.Conditions {
+		if c.Type == "Started" && c.Status == string(metav1.ConditionFalse) && !c.LastTransitionTime.IsZero() {
+			w.StoppedAt = c.LastTransitionTime.Time
 		}
 	}
 	return w
 }
 
+// storageTypeOf reads the storage-type attribute (absent = common).
+func storageTypeOf(dw *dwo.DevWorkspace) string {
+	var s string
+	if raw, ok := dw.Spec.Template.Attributes[attrStorageType]; ok && json.Unmarshal(raw.Raw, &s) == nil && s != "" {
+		return s
+	}
+	return storageCommon
+}
+
 // configRefFrom reads the devworkspace-config attribute ({name, namespace}); DWO also accepts it
 // JSON-encoded in a string.
-func configRefFrom(v any) *types.NamespacedName {
+func configRefFrom(raw []byte) *types.NamespacedName {
 	var ref struct {
 		Name      string `json:"name"`
 		Namespace string `json:"namespace"`
 	}
-	switch val := v.(type) {
-	case map[string]any:
-		ref.Name, _ = val["name"].(string)
-		ref.Namespace, _ = val["namespace"].(string)
-	case string:
-		if json.Unmarshal([]byte(val), &ref) != nil {
+	if json.Unmarshal(raw, &ref) != nil {
+		var encoded string
+		if json.Unmarshal(raw, &encoded) != nil || json.Unmarshal([]byte(encoded), &ref) != nil {
 			return nil
 		}
-	default:
-		return nil
 	}
 	if ref.Name == "" || ref.Namespace == "" {
 		return nil
@@ -140,46 +122,31 @@ func configRefFrom(v any) *types.NamespacedName {
 	return &types.NamespacedName{Name: ref.Name, Namespace: ref.Namespace}
 }
 
-// TrimDevWorkspace is the cache transform for DevWorkspaces: it keeps metadata (without
-// managedFields), spec.started, the status, and only the storage-type and devworkspace-config
-// attributes of spec.template, so thousands of workspaces with large devfiles cost little memory.
+// TrimDevWorkspace is the cache transform for DevWorkspaces: decoding into dwo's view already
+// dropped the devfile; this also drops managedFields and every attribute but storage-type and
+// devworkspace-config, so thousands of workspaces cost little memory.
 func TrimDevWorkspace(obj any) (any, error) {
-	u, ok := obj.(*unstructured.Unstructured)
+	dw, ok := obj.(*dwo.DevWorkspace)
 	if !ok {
 		return obj, nil
 	}
-	u.SetManagedFields(nil)
-	spec := map[string]any{}
-	if started, found, _ := unstructured.NestedBool(u.Object, "spec", "started"); found {
-		spec["started"] = started
-	}
-	attrs, _, _ := unstructured.NestedMap(u.Object, "spec", "template", "attributes")
-	kept := map[string]any{}
+	dw.ManagedFields = nil
+	kept := map[string]apiextensionsv1.JSON{}
 	for _, key := range []string{attrStorageType, attrDevWorkspaceCfg} {
-		if v, ok := attrs[key]; ok {
+		if v, ok := dw.Spec.Template.Attributes[key]; ok {
 			kept[key] = v
 		}
 	}
+	dw.Spec.Template.Attributes = nil
 	if len(kept) > 0 {
-		spec["template"] = map[string]any{"attributes": kept}
+		dw.Spec.Template.Attributes = kept
 	}
-	u.Object["spec"] = spec
-	return u, nil
-}
-
-// storageTypeOf reads the storage-type attribute from a DevWorkspace spec (absent = common).
-func storageTypeOf(spec map[string]any) string {
-	template, _ := spec["template"].(map[string]any)
-	attrs, _ := template["attributes"].(map[string]any)
-	if s, ok := attrs[attrStorageType].(string); ok && s != "" {
-		return s
-	}
-	return storageCommon
+	return dw, nil
 }
 
 // lookupWorkspace reads a DevWorkspace from the cache; nil means it does not exist.
 func lookupWorkspace(ctx context.Context, c client.Client, namespace, name string) (*workspace, error) {
-	dw := newDevWorkspace()
+	dw := &dwo.DevWorkspace{}
 	if err := c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, dw); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil, nil

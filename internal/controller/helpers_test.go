@@ -12,6 +12,8 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/rand"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/dwbackup/devworkspace-backup-operator/internal/dwo"
 )
 
 // newNamespace creates a namespace with a random name and the given labels.
@@ -49,7 +51,7 @@ func createWorkspace(w testWorkspace) {
 	if w.StorageType != "" {
 		attrs[attrStorageType] = w.StorageType
 	}
-	dw := newDevWorkspace()
+	dw := newUnstructuredDevWorkspace()
 	dw.SetName(w.Name)
 	dw.SetNamespace(w.Namespace)
 	dw.SetLabels(w.Labels)
@@ -81,7 +83,7 @@ func setWorkspaceStatus(dw *unstructured.Unstructured, id, phase string, stopped
 // getWorkspace reads a DevWorkspace from the API server.
 func getWorkspace(namespace, name string) *unstructured.Unstructured {
 	GinkgoHelper()
-	dw := newDevWorkspace()
+	dw := newUnstructuredDevWorkspace()
 	Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, dw)).To(Succeed())
 	return dw
 }
@@ -93,4 +95,19 @@ func hashString(s string) uint64 {
 		h *= 1099511628211
 	}
 	return h
+}
+
+// newUnstructuredDevWorkspace is a DevWorkspace with every field, as DWO and people write them.
+func newUnstructuredDevWorkspace() *unstructured.Unstructured {
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(DevWorkspaceGVK)
+	return u
+}
+
+// workspaceOf reads a DevWorkspace from the API server as the operator sees it.
+func workspaceOf(namespace, name string) workspace {
+	GinkgoHelper()
+	dw := &dwo.DevWorkspace{}
+	Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, dw)).To(Succeed())
+	return workspaceFrom(dw)
 }

@@ -8,6 +8,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	backupv1alpha1 "github.com/dwbackup/devworkspace-backup-operator/api/v1alpha1"
+	"github.com/dwbackup/devworkspace-backup-operator/internal/mover"
 )
 
 // Mount points inside the mover container (docs/mover-contract.md).
@@ -123,6 +124,16 @@ func buildMoverJob(p moverJobParams) *batchv1.Job {
 		Spec: batchv1.JobSpec{
 			BackoffLimit:          p.Job.BackoffLimit,
 			ActiveDeadlineSeconds: p.Job.ActiveDeadlineSeconds,
+			// A permanent refusal (TargetNotEmpty, Unauthorized, a usage error) fails the Job at
+			// once; only retryable failures use backoffLimit (docs/mover-contract.md).
+			PodFailurePolicy: &batchv1.PodFailurePolicy{Rules: []batchv1.PodFailurePolicyRule{{
+				Action: batchv1.PodFailurePolicyActionFailJob,
+				OnExitCodes: &batchv1.PodFailurePolicyOnExitCodesRequirement{
+					ContainerName: ptr.To(moverContainerName),
+					Operator:      batchv1.PodFailurePolicyOnExitCodesOpIn,
+					Values:        []int32{mover.ExitUsage, mover.ExitPermanent},
+				},
+			}}},
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: labels, Annotations: annotations},
 				Spec: corev1.PodSpec{

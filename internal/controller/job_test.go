@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -71,6 +72,9 @@ func TestBuildMoverJob(t *testing.T) {
 		{"pinned to the attached node", pod.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.
 			NodeSelectorTerms[0].MatchFields[0].Values[0] == "node-1"},
 		{"no host network by default", !pod.HostNetwork},
+		{"permanent mover failures fail the Job at once", job.Spec.PodFailurePolicy != nil &&
+			job.Spec.PodFailurePolicy.Rules[0].Action == batchv1.PodFailurePolicyActionFailJob &&
+			slices.Equal(job.Spec.PodFailurePolicy.Rules[0].OnExitCodes.Values, []int32{2, 3})},
 	}
 	for _, ch := range checks {
 		if !ch.ok {

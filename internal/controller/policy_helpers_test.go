@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	backupv1alpha1 "github.com/dwbackup/devworkspace-backup-operator/api/v1alpha1"
+	"github.com/dwbackup/devworkspace-backup-operator/internal/dwo"
 )
 
 // Policies are cluster-scoped and every spec shares one API server, so each spec's policies select
@@ -120,7 +121,7 @@ func backupNames(namespace string) []string {
 func expectCachedPhase(namespace, name, phase string) {
 	GinkgoHelper()
 	Eventually(func(g Gomega) string {
-		dw := newDevWorkspace()
+		dw := &dwo.DevWorkspace{}
 		g.Expect(mgrCache.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, dw)).To(Succeed())
 		return workspaceFrom(dw).Phase
 	}).Should(Equal(phase))

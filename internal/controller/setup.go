@@ -6,11 +6,13 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	backupv1alpha1 "github.com/dwbackup/devworkspace-backup-operator/api/v1alpha1"
+	"github.com/dwbackup/devworkspace-backup-operator/internal/dwo"
 )
 
 // eventReporter is the name on the operator's Events.
@@ -27,20 +29,28 @@ func CacheOptions() cache.Options {
 	own := labels.SelectorFromSet(childLabels())
 	return cache.Options{
 		ByObject: map[client.Object]cache.ByObject{
-			newDevWorkspace(): {Transform: TrimDevWorkspace},
-			&batchv1.Job{}:    {Label: own},
-			&corev1.Pod{}:     {Label: own},
+			&dwo.DevWorkspace{}: {Transform: TrimDevWorkspace},
+			&batchv1.Job{}:      {Label: own},
+			&corev1.Pod{}:       {Label: own},
 		},
 	}
 }
 
-// ClientOptions makes the client serve DevWorkspaces (unstructured) from the cache and read
-// Secrets and ConfigMaps straight from the API server, so no informer lists or watches them.
+// ClientOptions makes the client read Secrets and ConfigMaps straight from the API server, so no
+// informer lists or watches them.
 func ClientOptions() client.Options {
 	return client.Options{Cache: &client.CacheOptions{
-		Unstructured: true,
-		DisableFor:   []client.Object{&corev1.Secret{}, &corev1.ConfigMap{}},
+		DisableFor: []client.Object{&corev1.Secret{}, &corev1.ConfigMap{}},
 	}}
+}
+
+// AddToScheme registers what the manager reads and writes: the backup API and dwo's read-only
+// DevWorkspace view.
+func AddToScheme(s *runtime.Scheme) error {
+	if err := backupv1alpha1.AddToScheme(s); err != nil {
+		return err
+	}
+	return dwo.AddToScheme(s)
 }
 
 // SetupAll registers the field indexes and the three reconcilers with the manager.

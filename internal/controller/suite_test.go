@@ -19,7 +19,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
-	backupv1alpha1 "github.com/dwbackup/devworkspace-backup-operator/api/v1alpha1"
 	"github.com/dwbackup/devworkspace-backup-operator/internal/testenv"
 )
 
@@ -53,7 +52,7 @@ var _ = BeforeSuite(func() {
 	SetDefaultEventuallyTimeout(20 * time.Second)
 	SetDefaultEventuallyPollingInterval(50 * time.Millisecond)
 	ctx, cancel = context.WithCancel(context.TODO())
-	Expect(backupv1alpha1.AddToScheme(scheme.Scheme)).To(Succeed())
+	Expect(AddToScheme(scheme.Scheme)).To(Succeed())
 
 	var err error
 	testEnv, cfg, err = testenv.Start()

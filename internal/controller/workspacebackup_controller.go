@@ -36,6 +36,7 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	backupv1alpha1 "github.com/dwbackup/devworkspace-backup-operator/api/v1alpha1"
+	"github.com/dwbackup/devworkspace-backup-operator/internal/dwo"
 	"github.com/dwbackup/devworkspace-backup-operator/internal/mover"
 	"github.com/dwbackup/devworkspace-backup-operator/internal/registry"
 )
@@ -424,7 +425,7 @@ func (r *WorkspaceBackupReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		For(&backupv1alpha1.WorkspaceBackup{}).
 		Owns(&batchv1.Job{}).
 		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(podOwner(annotationBackup))).
-		Watches(newDevWorkspace(), handler.EnqueueRequestsFromMapFunc(r.backupsOfWorkspace)).
+		Watches(&dwo.DevWorkspace{}, handler.EnqueueRequestsFromMapFunc(r.backupsOfWorkspace)).
 		Watches(&backupv1alpha1.WorkspaceBackup{}, handler.EnqueueRequestsFromMapFunc(r.waitingOfSamePolicy)).
 		Named("workspacebackup").
 		Complete(r)
@@ -434,9 +435,8 @@ func (r *WorkspaceBackupReconciler) SetupWithManager(mgr ctrl.Manager) error {
 // common storage every unfinished backup in the namespace (they share the PVC).
 func (r *WorkspaceBackupReconciler) backupsOfWorkspace(ctx context.Context, obj client.Object) []ctrl.Request {
 	opts := []client.ListOption{client.InNamespace(obj.GetNamespace())}
-	if dw, ok := obj.(interface{ UnstructuredContent() map[string]any }); ok {
-		attrs, _ := dw.UnstructuredContent()["spec"].(map[string]any)
-		if st := storageTypeOf(attrs); st == storagePerWorkspace || st == storageEphemeral || st == storageAsync {
+	if dw, ok := obj.(*dwo.DevWorkspace); ok {
+		if st := storageTypeOf(dw); st == storagePerWorkspace || st == storageEphemeral || st == storageAsync {
 			opts = append(opts, client.MatchingFields{indexBackupWorkspace: obj.GetName()})
 		}
 	}

@@ -66,7 +66,7 @@ var _ = Describe("WorkspaceBackup reconciler", func() {
 				w.Attributes = extra(f.Namespace)
 			}
 			createWorkspace(w)
-			id := workspaceFrom(getWorkspace(f.Namespace, "ws")).ID
+			id := workspaceOf(f.Namespace, "ws").ID
 			boundPVC(f.Namespace, claim(id))
 			b := manualBackup(f.Namespace, "ws", f.Policy.Name)
 			running := eventuallyPhase(b, backupv1alpha1.BackupRunning)
@@ -113,7 +113,7 @@ var _ = Describe("WorkspaceBackup reconciler", func() {
 		Expect(k8sClient.Create(ctx, dwoc)).To(Succeed())
 		createWorkspace(testWorkspace{Namespace: f.Namespace, Name: "ws", StorageType: storagePerWorkspace, StoppedAt: time.Now(),
 			Attributes: map[string]any{attrDevWorkspaceCfg: map[string]any{"name": "cfg", "namespace": f.Namespace}}})
-		boundPVC(f.Namespace, "storage-"+workspaceFrom(getWorkspace(f.Namespace, "ws")).ID)
+		boundPVC(f.Namespace, "storage-"+workspaceOf(f.Namespace, "ws").ID)
 		job := moverJob(manualBackup(f.Namespace, "ws", f.Policy.Name))
 		sc := job.Spec.Template.Spec.SecurityContext
 		Expect(*sc.RunAsUser).To(BeEquivalentTo(4242))
@@ -149,7 +149,7 @@ var _ = Describe("WorkspaceBackup reconciler", func() {
 		Entry("PVC not Bound", func(f backupFixture) *backupv1alpha1.WorkspaceBackup {
 			createWorkspace(testWorkspace{Namespace: f.Namespace, Name: "ws", StorageType: storagePerWorkspace, StoppedAt: time.Now()})
 			pvc := &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Namespace: f.Namespace,
-				Name: "storage-" + workspaceFrom(getWorkspace(f.Namespace, "ws")).ID}}
+				Name: "storage-" + workspaceOf(f.Namespace, "ws").ID}}
 			pvc.Spec.AccessModes = []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce}
 			pvc.Spec.Resources.Requests = corev1.ResourceList{corev1.ResourceStorage: *ptr.To(resourceQuantity("1Gi"))}
 			Expect(k8sClient.Create(ctx, pvc)).To(Succeed())

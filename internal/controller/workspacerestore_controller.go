@@ -36,6 +36,7 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	backupv1alpha1 "github.com/dwbackup/devworkspace-backup-operator/api/v1alpha1"
+	"github.com/dwbackup/devworkspace-backup-operator/internal/dwo"
 	"github.com/dwbackup/devworkspace-backup-operator/internal/mover"
 )
 
@@ -349,7 +350,7 @@ func (r *WorkspaceRestoreReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		For(&backupv1alpha1.WorkspaceRestore{}).
 		Owns(&batchv1.Job{}).
 		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(podOwner(annotationRestore))).
-		Watches(newDevWorkspace(), handler.EnqueueRequestsFromMapFunc(r.restoresOfWorkspace)).
+		Watches(&dwo.DevWorkspace{}, handler.EnqueueRequestsFromMapFunc(r.restoresOfWorkspace)).
 		Watches(&backupv1alpha1.WorkspaceBackup{}, handler.EnqueueRequestsFromMapFunc(r.restoresWaitingFor)).
 		Named("workspacerestore").
 		Complete(r)

@@ -8,6 +8,8 @@ import (
 	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/dwbackup/devworkspace-backup-operator/internal/dwo"
 )
 
 // resolveWorkspaceStorage finds the workspace's PVC with DWO's configuration. skip, when not
@@ -20,12 +22,12 @@ func resolveWorkspaceStorage(ctx context.Context, c client.Client, reader client
 	if ws.ID == "" {
 		return resolvedStorage{}, fmt.Sprintf("DevWorkspace %s has no status.devworkspaceId yet: it has never started", ws.Name), nil
 	}
-	dwo, err := readDWOSettings(ctx, reader, dwoNamespace, ws.ConfigRef)
+	settings, err := readDWOSettings(ctx, reader, dwoNamespace, ws.ConfigRef)
 	if err != nil {
 		return resolvedStorage{}, "", err
 	}
 	legacyExists := false
-	if dwo.PVCName == "" && ws.StorageType != storagePerWorkspace {
+	if settings.PVCName == "" && ws.StorageType != storagePerWorkspace {
 		legacy := &corev1.PersistentVolumeClaim{}
 		err := c.Get(ctx, client.ObjectKey{Namespace: ws.Namespace, Name: legacyCommonPVCName}, legacy)
 		if err != nil && !apierrors.IsNotFound(err) {
@@ -33,7 +35,7 @@ func resolveWorkspaceStorage(ctx context.Context, c client.Client, reader client
 		}
 		legacyExists = err == nil
 	}
-	loc, _ := resolveStorage(ws, dwo.PVCName, legacyExists)
+	loc, _ := resolveStorage(ws, settings.PVCName, legacyExists)
 	pvc := &corev1.PersistentVolumeClaim{}
 	if err := c.Get(ctx, client.ObjectKey{Namespace: ws.Namespace, Name: loc.ClaimName}, pvc); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -44,7 +46,7 @@ func resolveWorkspaceStorage(ctx context.Context, c client.Client, reader client
 	if pvc.Status.Phase != corev1.ClaimBound {
 		return resolvedStorage{}, fmt.Sprintf("PersistentVolumeClaim %s/%s is %s, not Bound", ws.Namespace, loc.ClaimName, pvc.Status.Phase), nil
 	}
-	return resolvedStorage{location: loc, pvc: pvc, dwo: dwo}, "", nil
+	return resolvedStorage{location: loc, pvc: pvc, dwo: settings}, "", nil
 }
 
 // attachedNode returns the node the claim's volume is attached to, so the mover runs there and a
@@ -87,7 +89,7 @@ func startedNeighbour(ctx context.Context, c client.Client, ws workspace) (strin
 	if ws.StorageType == storagePerWorkspace || !ws.HasStorage() {
 		return "", nil
 	}
-	list := newDevWorkspaceList()
+	list := &dwo.DevWorkspaceList{}
 	if err := c.List(ctx, list, client.InNamespace(ws.Namespace)); err != nil {
 		return "", fmt.Errorf("list DevWorkspaces in %s: %w", ws.Namespace, err)
 	}

@@ -67,6 +67,32 @@ type Result struct {
 	DurationSeconds float64 `json:"durationSeconds"`
 }
 
+// Exit codes of `mover`: the Job's pod failure policy fails the Job at once on a permanent
+// failure instead of running the same refusal again backoffLimit times.
+const (
+	ExitOK        = 0
+	ExitRetryable = 1 // a failure another attempt may not have (the registry was unreachable)
+	ExitUsage     = 2
+	ExitPermanent = 3 // the same input fails again (TargetNotEmpty, Unauthorized, UnsafeEntry, ...)
+)
+
+// retryableReasons are the failures worth another attempt; every other failure is permanent.
+var retryableReasons = map[string]bool{
+	ReasonRegistryUnreachable: true, ReasonRegistryError: true, ReasonInternal: true, ReasonCanceled: true,
+}
+
+// ExitCode is the exit status for a result.
+func (r Result) ExitCode() int {
+	switch {
+	case r.OK():
+		return ExitOK
+	case retryableReasons[r.Reason]:
+		return ExitRetryable
+	default:
+		return ExitPermanent
+	}
+}
+
 // OK reports whether the run should exit 0.
 func (r Result) OK() bool { return r.Phase == PhaseSucceeded || r.Phase == PhaseSkipped }
 

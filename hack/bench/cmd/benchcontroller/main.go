@@ -36,6 +36,8 @@ type config struct {
 	workers int
 	verbose bool
 	keep    bool
+	// goMemLimit is the manager's GOMEMLIMIT, as config/manager/manager.yaml sets it.
+	goMemLimit string
 }
 
 // shape is the population one scale yields: 10 DevWorkspaces per namespace, 2 of them stopped.
@@ -57,6 +59,8 @@ func main() {
 	flag.IntVar(&c.drain, "drain", 100, "backups taken to Succeeded by playing the Job controller (0: none)")
 	flag.IntVar(&c.workers, "workers", 32, "concurrent requests while populating (setup, not measured)")
 	flag.BoolVar(&c.verbose, "v", false, "show the manager's log")
+	flag.StringVar(&c.goMemLimit, "gomemlimit", "120MiB",
+		"the manager's GOMEMLIMIT (as config/manager/manager.yaml deploys it)")
 	flag.BoolVar(&c.keep, "keep", false, "keep the work directory (audit log, kubeconfig, manager log)")
 	flag.Parse()
 	ctrllog.SetLogger(logr.Discard()) // the benchmark reports on stderr itself; the manager logs to its file

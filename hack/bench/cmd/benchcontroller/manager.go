@@ -174,7 +174,8 @@ func startManager(cp *controlPlane, c config, work string) (*managerProcess, err
 		"--mover-image", "registry.example.com/dwbackup/operator:bench",
 		"--metrics-bind-address=0", "--health-probe-bind-address=0",
 		"--kube-api-qps", strconv.FormatFloat(c.qps, 'f', -1, 64), "--kube-api-burst", strconv.Itoa(c.burst))
-	cmd.Env = append(os.Environ(), "POD_NAMESPACE="+cp.operatorNS)
+	// GOMEMLIMIT as config/manager/manager.yaml deploys the manager.
+	cmd.Env = append(os.Environ(), "POD_NAMESPACE="+cp.operatorNS, "GOMEMLIMIT="+c.goMemLimit)
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", c.manager, err)
