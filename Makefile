@@ -41,8 +41,8 @@ test: manifests generate fmt vet envtest-assets oras ## Run unit, envtest and mo
 		go test $$(go list ./... | grep -v /test/e2e) -coverprofile cover.out
 
 .PHONY: lint
-lint: golangci-lint ## Run golangci-lint.
-	"$(GOLANGCI_LINT)" run
+lint: golangci-lint ## Run golangci-lint (the e2e suite included).
+	"$(GOLANGCI_LINT)" run --build-tags e2e
 
 .PHONY: verify
 verify: manifests generate ## Fail on stale generated code, gofmt, go vet or lint findings.
