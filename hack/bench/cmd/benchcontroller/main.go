@@ -59,7 +59,7 @@ func main() {
 	flag.IntVar(&c.drain, "drain", 100, "backups taken to Succeeded by playing the Job controller (0: none)")
 	flag.IntVar(&c.workers, "workers", 32, "concurrent requests while populating (setup, not measured)")
 	flag.BoolVar(&c.verbose, "v", false, "show the manager's log")
-	flag.StringVar(&c.goMemLimit, "gomemlimit", "120MiB",
+	flag.StringVar(&c.goMemLimit, "gomemlimit", "100MiB",
 		"the manager's GOMEMLIMIT (as config/manager/manager.yaml deploys it)")
 	flag.BoolVar(&c.keep, "keep", false, "keep the work directory (audit log, kubeconfig, manager log)")
 	flag.Parse()
