@@ -2,9 +2,12 @@ package controller
 
 import (
 	"context"
+	"fmt"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	backupv1alpha1 "github.com/dwbackup/devworkspace-backup-operator/api/v1alpha1"
@@ -42,7 +45,29 @@ func setConditions(conditions *[]metav1.Condition, generation int64, o outcome) 
 
 // patchStatus writes the status change of obj against before, with optimistic locking: a
 // decision taken on a stale cached copy (for example the cache not showing our own last patch yet)
-// must never overwrite a newer status, such as a final phase.
-func patchStatus(ctx context.Context, c client.Client, obj, before client.Object) error {
-	return c.Status().Patch(ctx, obj, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
+// must never overwrite a newer status, such as a final phase. stale reports such a conflict: then
+// nothing was written, and the update event of the newer version wakes the reconciler again.
+func patchStatus(ctx context.Context, c client.Client, obj, before client.Object) (stale bool, err error) {
+	err = c.Status().Patch(ctx, obj, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
+	switch {
+	case apierrors.IsConflict(err):
+		return true, nil
+	case err != nil:
+		return false, fmt.Errorf("patch status: %w", err)
+	}
+	return false, nil
+}
+
+// requestsFor turns the items keep selects into reconcile requests (for watch mapping functions).
+func requestsFor[T any, P interface {
+	*T
+	client.Object
+}](items []T, keep func(P) bool) []ctrl.Request {
+	var reqs []ctrl.Request
+	for i := range items {
+		if item := P(&items[i]); keep(item) {
+			reqs = append(reqs, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(item)})
+		}
+	}
+	return reqs
 }

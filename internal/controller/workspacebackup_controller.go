@@ -106,13 +106,9 @@ func (r *WorkspaceBackupReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	result, err := r.advance(ctx, backup)
 	if !equality.Semantic.DeepEqual(*before, backup.Status) {
 		patch := &backupv1alpha1.WorkspaceBackup{ObjectMeta: backup.ObjectMeta, Status: *before}
-		if perr := patchStatus(ctx, r.Client, backup, patch); perr != nil {
-			if apierrors.IsConflict(perr) {
-				// Decided on a stale copy (the cache lags behind a newer version): the update
-				// event of that version wakes us again with fresh state.
-				return ctrl.Result{}, nil
-			}
-			return ctrl.Result{}, errors.Join(err, fmt.Errorf("patch status: %w", perr))
+		stale, perr := patchStatus(ctx, r.Client, backup, patch)
+		if stale || perr != nil {
+			return ctrl.Result{}, errors.Join(err, perr)
 		}
 		if backup.Status.Phase == backupv1alpha1.BackupRunning && before.Phase != backupv1alpha1.BackupRunning {
 			r.started.Store(backup.UID, struct{}{})
@@ -445,13 +441,7 @@ func (r *WorkspaceBackupReconciler) backupsOfWorkspace(ctx context.Context, obj 
 		logf.FromContext(ctx).Error(err, "list backups of a DevWorkspace")
 		return nil
 	}
-	var reqs []ctrl.Request
-	for i := range list.Items {
-		if !list.Items[i].Status.Phase.Finished() {
-			reqs = append(reqs, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
-		}
-	}
-	return reqs
+	return requestsFor(list.Items, func(b *backupv1alpha1.WorkspaceBackup) bool { return !b.Status.Phase.Finished() })
 }
 
 // waitingOfSamePolicy wakes the backups waiting for a concurrency slot when one of their policy's

@@ -66,13 +66,9 @@ func (r *WorkspaceRestoreReconciler) Reconcile(ctx context.Context, req ctrl.Req
 	result, err := r.advance(ctx, restore)
 	if !equality.Semantic.DeepEqual(*before, restore.Status) {
 		patch := &backupv1alpha1.WorkspaceRestore{ObjectMeta: restore.ObjectMeta, Status: *before}
-		if perr := patchStatus(ctx, r.Client, restore, patch); perr != nil {
-			if apierrors.IsConflict(perr) {
-				// Decided on a stale copy (the cache lags behind a newer version): the update
-				// event of that version wakes us again with fresh state.
-				return ctrl.Result{}, nil
-			}
-			return ctrl.Result{}, errors.Join(err, fmt.Errorf("patch status: %w", perr))
+		stale, perr := patchStatus(ctx, r.Client, restore, patch)
+		if stale || perr != nil {
+			return ctrl.Result{}, errors.Join(err, perr)
 		}
 	}
 	if err == nil && restore.Status.Phase.Finished() {
@@ -364,13 +360,7 @@ func (r *WorkspaceRestoreReconciler) restoresOfWorkspace(ctx context.Context, ob
 		logf.FromContext(ctx).Error(err, "list restores of a DevWorkspace")
 		return nil
 	}
-	var reqs []ctrl.Request
-	for i := range list.Items {
-		if !list.Items[i].Status.Phase.Finished() {
-			reqs = append(reqs, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
-		}
-	}
-	return reqs
+	return requestsFor(list.Items, func(wr *backupv1alpha1.WorkspaceRestore) bool { return !wr.Status.Phase.Finished() })
 }
 
 // restoresWaitingFor maps a safety backup (or a source backup) to the restores in its namespace
@@ -380,12 +370,7 @@ func (r *WorkspaceRestoreReconciler) restoresWaitingFor(ctx context.Context, obj
 	if err := r.List(ctx, list, client.InNamespace(obj.GetNamespace())); err != nil {
 		return nil
 	}
-	var reqs []ctrl.Request
-	for i := range list.Items {
-		wr := &list.Items[i]
-		if !wr.Status.Phase.Finished() && (wr.Status.SafetyBackupName == obj.GetName() || wr.Spec.BackupName == obj.GetName()) {
-			reqs = append(reqs, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(wr)})
-		}
-	}
-	return reqs
+	return requestsFor(list.Items, func(wr *backupv1alpha1.WorkspaceRestore) bool {
+		return !wr.Status.Phase.Finished() && (wr.Status.SafetyBackupName == obj.GetName() || wr.Spec.BackupName == obj.GetName())
+	})
 }
