@@ -101,11 +101,18 @@ func (r *WorkspaceRestoreReconciler) resolveSource(ctx context.Context, wr *back
 	backupv1alpha1.RestoreSource, *backupv1alpha1.BackupPolicy, *outcome) {
 	if wr.Spec.BackupName != "" {
 		b := &backupv1alpha1.WorkspaceBackup{}
-		if err := r.Get(ctx, client.ObjectKey{Namespace: wr.Namespace, Name: wr.Spec.BackupName}, b); err != nil {
+		key := client.ObjectKey{Namespace: wr.Namespace, Name: wr.Spec.BackupName}
+		err := r.Get(ctx, key, b)
+		if err != nil || !restorable(b) {
+			// These failures are terminal: confirm them with the API server, since the cache may
+			// not show yet a backup that was created or finished a moment ago.
+			err = r.APIReader.Get(ctx, key, b)
+		}
+		if err != nil {
 			return backupv1alpha1.RestoreSource{}, nil, &outcome{stalled: true, reason: backupv1alpha1.ReasonBackupNotFound,
 				message: fmt.Sprintf("spec.backupName: WorkspaceBackup %s/%s not found", wr.Namespace, wr.Spec.BackupName)}
 		}
-		if b.Status.Phase != backupv1alpha1.BackupSucceeded || b.Status.Artifact == nil || b.Status.Artifact.Reference == "" {
+		if !restorable(b) {
 			return backupv1alpha1.RestoreSource{}, nil, &outcome{stalled: true, reason: backupv1alpha1.ReasonBackupNotSucceeded,
 				message: fmt.Sprintf("spec.backupName: WorkspaceBackup %s is %s, not Succeeded; only a successful backup can be restored",
 					b.Name, b.Status.Phase)}
@@ -130,6 +137,11 @@ func (r *WorkspaceRestoreReconciler) resolveSource(ctx context.Context, wr *back
 		src.Digest = digest
 	}
 	return src, policy, nil
+}
+
+// restorable: a Succeeded backup with an artifact reference.
+func restorable(b *backupv1alpha1.WorkspaceBackup) bool {
+	return b.Status.Phase == backupv1alpha1.BackupSucceeded && b.Status.Artifact != nil && b.Status.Artifact.Reference != ""
 }
 
 // referenceAllowed: an artifact must lie under <repository>/<namespace>/ unless the policy allows
