@@ -114,11 +114,7 @@ type backupRun struct {
 }
 
 func (b *backupRun) run(ctx context.Context) (Result, error) {
-	fp, err := treeFingerprint(ctx, b.opts.Source)
-	if err != nil {
-		return Result{}, err
-	}
-	if res, ok, err := b.tagIfUnchanged(ctx, fp); ok || err != nil {
+	if res, ok, err := b.tagIfUnchanged(ctx); ok || err != nil {
 		return res, err
 	}
 	layer, fp, err := b.uploadLayer(ctx)
@@ -175,8 +171,10 @@ func treeFingerprint(ctx context.Context, root string) (string, error) {
 }
 
 // tagIfUnchanged puts latest's exact manifest under the new tag when its tree
-// fingerprint equals ours: no file is read and no blob is uploaded.
-func (b *backupRun) tagIfUnchanged(ctx context.Context, fp string) (Result, bool, error) {
+// fingerprint equals ours: no file is read and no blob is uploaded. The
+// lstat-only walk runs only when there is a latest to compare with: a first
+// backup's archive pass computes the fingerprint anyway.
+func (b *backupRun) tagIfUnchanged(ctx context.Context) (Result, bool, error) {
 	latest, err := b.repo.GetManifest(ctx, LatestTag)
 	if registry.ReasonOf(err) == registry.ReasonNotFound {
 		return Result{}, false, nil
@@ -185,12 +183,16 @@ func (b *backupRun) tagIfUnchanged(ctx context.Context, fp string) (Result, bool
 		return Result{}, false, err
 	}
 	m, err := parseManifest(latest.Bytes)
-	if err != nil || m.ArtifactType != ArtifactType || m.Annotations[AnnotationTreeFingerprint] != fp {
+	if err != nil || m.ArtifactType != ArtifactType || m.Annotations[AnnotationTreeFingerprint] == "" {
 		return Result{}, false, nil //nolint:nilerr // an unreadable latest just means a full backup
 	}
 	layer, err := backupLayer(m)
 	if err != nil {
 		return Result{}, false, nil //nolint:nilerr // same as above
+	}
+	fp, err := treeFingerprint(ctx, b.opts.Source)
+	if err != nil || fp != m.Annotations[AnnotationTreeFingerprint] {
+		return Result{}, false, err
 	}
 	if _, err := b.repo.PutManifest(ctx, b.opts.Tag, latest.MediaType, latest.Bytes); err != nil {
 		return Result{}, false, err
