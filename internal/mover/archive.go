@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"sync/atomic"
 	"time"
@@ -28,8 +27,6 @@ const (
 
 // OpenFunc opens a regular file of the source for reading.
 type OpenFunc func(name string) (io.ReadCloser, error)
-
-func osOpen(name string) (io.ReadCloser, error) { return os.Open(name) }
 
 // counters are read by the progress reporter while the walk runs.
 type counters struct {
@@ -145,7 +142,7 @@ func tarMode(m fs.FileMode) int64 {
 // copyFile copies exactly the size lstat reported: a file that changes size
 // while it is read would corrupt the tar stream, so that fails the backup.
 func (a *archiver) copyFile(e entry) error {
-	f, err := a.open(filepath.Join(a.root, filepath.FromSlash(e.path)))
+	f, err := a.openFile(e)
 	if err != nil {
 		return failf(ReasonUnreadableFile, "cannot read %s: %w", e.path, unwrapPathError(err))
 	}
@@ -162,6 +159,19 @@ func (a *archiver) copyFile(e entry) error {
 		return failf(ReasonUnreadableFile, "%s shrank while it was read (%d of %d bytes)", e.path, n, e.info.Size())
 	}
 	return nil
+}
+
+// openFile opens e relative to its directory, or by its full path through the
+// test hook when one is set.
+func (a *archiver) openFile(e entry) (io.ReadCloser, error) {
+	if a.open != nil {
+		return a.open(filepath.Join(a.root, filepath.FromSlash(e.path)))
+	}
+	fd, err := openAt(e.dirfd, e.name, 0)
+	if err != nil {
+		return nil, err
+	}
+	return fdFile(fd), nil
 }
 
 // readError marks an error that came from reading the source, not writing the stream.

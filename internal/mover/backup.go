@@ -26,7 +26,8 @@ type BackupOptions struct {
 	Registry    registry.Options
 	// Created overrides the backup time taken from the tag.
 	Created time.Time
-	// Open opens source files; nil means os.Open. Tests count or fail reads with it.
+	// Open opens source files by their full path; nil opens them relative to their
+	// directory. Tests count or fail reads with it.
 	Open OpenFunc
 	// Progress receives a line every ProgressInterval; nil writes nothing.
 	Progress         io.Writer
@@ -84,9 +85,6 @@ func backup(ctx context.Context, o BackupOptions) (Result, error) {
 		return Result{}, err
 	}
 	b := &backupRun{opts: o, repo: repo, count: &counters{}}
-	if b.opts.Open == nil {
-		b.opts.Open = osOpen
-	}
 	stop := startProgress(o.Progress, o.ProgressInterval, "backup", b.count)
 	defer stop()
 	return b.run(ctx)
