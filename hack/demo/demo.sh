@@ -140,10 +140,7 @@ spec:
     - name: dev
       container: {image: quay.io/devfile/universal-developer-image:latest}
 EOF
-  kctl -n "$ns" patch devworkspace "$name" --subresource=status --type merge -p "{\"status\": {
-    \"phase\": \"Stopped\", \"devworkspaceId\": \"$id\", \"message\": \"Workspace is stopped\",
-    \"conditions\": [{\"type\": \"Started\", \"status\": \"False\", \"reason\": \"\",
-      \"message\": \"Workspace is stopped\", \"lastTransitionTime\": \"$(date -u +%Y-%m-%dT%H:%M:%SZ)\"}]}}" >/dev/null
+  mark_stopped "$ns" "$name" "$id"
 }
 
 create_workspaces() {

@@ -71,6 +71,15 @@ require_root() {
 
 kctl() { "$K8S_BIN/kubectl" --kubeconfig "$KUBECONFIG_ADMIN" "$@"; }
 
+# mark_stopped NAMESPACE NAME ID sets a DevWorkspace's status the way DWO does for a stopped
+# workspace: phase Stopped, its id, and Started=False since now.
+mark_stopped() {
+  kctl -n "$1" patch devworkspace "$2" --subresource=status --type merge -p "{\"status\": {
+    \"phase\": \"Stopped\", \"devworkspaceId\": \"$3\", \"message\": \"Workspace is stopped\",
+    \"conditions\": [{\"type\": \"Started\", \"status\": \"False\", \"reason\": \"\",
+      \"message\": \"Workspace is stopped\", \"lastTransitionTime\": \"$(date -u +%Y-%m-%dT%H:%M:%SZ)\"}]}}" >/dev/null
+}
+
 # running PID: the process exists and is not a zombie waiting for its new parent to reap it.
 running() {
   local state

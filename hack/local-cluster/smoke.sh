@@ -129,8 +129,6 @@ EOF
 
 # apply_workspace creates a stopped DevWorkspace and sets its status the way DWO does.
 apply_workspace() {
-  local now
-  now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
   kctl apply -f - >/dev/null <<EOF
 apiVersion: workspace.devfile.io/v1alpha2
 kind: DevWorkspace
@@ -147,13 +145,7 @@ spec:
       container:
         image: quay.io/devfile/universal-developer-image:latest
 EOF
-  kctl -n "$NS" patch devworkspace "$WS" --subresource=status --type merge -p "$(
-    cat <<EOF
-{"status": {"phase": "Stopped", "devworkspaceId": "$WS_ID", "message": "Workspace is stopped",
-  "conditions": [{"type": "Started", "status": "False", "reason": "", "message": "Workspace is stopped",
-                  "lastTransitionTime": "$now"}]}}
-EOF
-  )" >/dev/null
+  mark_stopped "$NS" "$WS" "$WS_ID"
 }
 
 apply_policy_and_backup() {

@@ -3,18 +3,10 @@ package registry
 import (
 	"context"
 	"encoding/base64"
-	"encoding/pem"
 	"fmt"
-	"io"
-	"log"
 	"net/http"
-	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
-
-	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
 
 	"github.com/dwbackup/devworkspace-backup-operator/internal/registry/registrytest"
 )
@@ -92,47 +84,5 @@ func assertNoSecret(t *testing.T, err error, secrets ...string) {
 		if strings.Contains(err.Error(), s) {
 			t.Fatalf("error leaks a credential: %v", err)
 		}
-	}
-}
-
-// CAPEM is trusted in addition to CAFile and the system roots.
-func TestInMemoryCA(t *testing.T) {
-	srv := httptest.NewTLSServer(ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0))))
-	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
-	t.Cleanup(srv.Close)
-	host := strings.TrimPrefix(srv.URL, "https://")
-	serverCA := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
-	otherCA := registrytest.NewCA(t).CertPEM
-	otherFile := filepath.Join(t.TempDir(), "other.crt")
-	if err := os.WriteFile(otherFile, otherCA, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	tests := []struct {
-		name      string
-		opts      Options
-		newReason Reason
-		reason    Reason
-	}{
-		{"CAPEM alone", Options{CAPEM: serverCA}, "", ReasonNotFound},
-		{"CAPEM with an unrelated CAFile", Options{CAFile: otherFile, CAPEM: serverCA}, "", ReasonNotFound},
-		{"unrelated CAPEM", Options{CAPEM: otherCA}, "", ReasonTLSVerificationFailed},
-		{"CAPEM without a certificate", Options{CAPEM: []byte("not a certificate")}, ReasonTLSVerificationFailed, ""},
-		{"no CA", Options{}, "", ReasonTLSVerificationFailed},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			tt.opts.Retry = fast
-			c, err := New(tt.opts)
-			if ReasonOf(err) != tt.newReason {
-				t.Fatalf("New: reason %q (%v), want %q", ReasonOf(err), err, tt.newReason)
-			}
-			if err != nil {
-				return
-			}
-			_, err = c.Resolve(context.Background(), host+"/a/b:latest")
-			if ReasonOf(err) != tt.reason {
-				t.Fatalf("reason %q (%v), want %s", ReasonOf(err), err, tt.reason)
-			}
-		})
 	}
 }

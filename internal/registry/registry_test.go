@@ -258,31 +258,44 @@ func TestBadCredentialsFile(t *testing.T) {
 	}
 }
 
-func TestTLSWithCAFile(t *testing.T) {
+// A TLS registry is trusted through CAFile, CAPEM (from a Secret, in memory, in addition to
+// CAFile and the system roots) or Insecure, and nothing else.
+func TestTLSTrust(t *testing.T) {
 	srv := httptest.NewTLSServer(ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0))))
 	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
 	t.Cleanup(srv.Close)
 	host := strings.TrimPrefix(srv.URL, "https://")
-	caFile := filepath.Join(t.TempDir(), "ca.crt")
-	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
-	if err := os.WriteFile(caFile, pemBytes, 0o600); err != nil {
-		t.Fatal(err)
+	serverCA := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+	otherCA := registrytest.NewCA(t).CertPEM
+	caFile, otherFile := filepath.Join(t.TempDir(), "ca.crt"), filepath.Join(t.TempDir(), "other.crt")
+	for file, data := range map[string][]byte{caFile: serverCA, otherFile: otherCA} {
+		if err := os.WriteFile(file, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 	tests := []struct {
-		name   string
-		opts   Options
-		reason Reason
+		name      string
+		opts      Options
+		newReason Reason
+		reason    Reason
 	}{
-		{"CA file", Options{CAFile: caFile}, ReasonNotFound},
-		{"no CA", Options{}, ReasonTLSVerificationFailed},
-		{"insecure", Options{Insecure: true}, ReasonNotFound},
+		{"CA file", Options{CAFile: caFile}, "", ReasonNotFound},
+		{"insecure", Options{Insecure: true}, "", ReasonNotFound},
+		{"CAPEM alone", Options{CAPEM: serverCA}, "", ReasonNotFound},
+		{"CAPEM with an unrelated CAFile", Options{CAFile: otherFile, CAPEM: serverCA}, "", ReasonNotFound},
+		{"unrelated CAPEM", Options{CAPEM: otherCA}, "", ReasonTLSVerificationFailed},
+		{"CAPEM without a certificate", Options{CAPEM: []byte("not a certificate")}, ReasonTLSVerificationFailed, ""},
+		{"no CA", Options{}, "", ReasonTLSVerificationFailed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.opts.Retry = fast
 			c, err := New(tt.opts)
+			if ReasonOf(err) != tt.newReason {
+				t.Fatalf("New: reason %q (%v), want %q", ReasonOf(err), err, tt.newReason)
+			}
 			if err != nil {
-				t.Fatal(err)
+				return
 			}
 			_, err = c.Resolve(context.Background(), host+"/a/b:latest")
 			if ReasonOf(err) != tt.reason {

@@ -79,14 +79,23 @@ type request struct {
 
 // send does one attempt and returns the response when its status is expected.
 func (r *Repo) send(ctx context.Context, rq request) (*http.Response, error) {
-	var body io.Reader
-	if rq.body != nil {
-		body = bytes.NewReader(rq.body)
+	if rq.body == nil {
+		return r.sendBody(ctx, rq, nil, 0)
 	}
+	return r.sendBody(ctx, rq, bytes.NewReader(rq.body), int64(len(rq.body)))
+}
+
+// sendStream sends a body that cannot be replayed, chunked: its size is known only at the end.
+func (r *Repo) sendStream(ctx context.Context, rq request, body io.Reader) (*http.Response, error) {
+	return r.sendBody(ctx, rq, body, -1)
+}
+
+func (r *Repo) sendBody(ctx context.Context, rq request, body io.Reader, size int64) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, rq.method, rq.url, body)
 	if err != nil {
 		return nil, err
 	}
+	req.ContentLength = size
 	for k, v := range rq.headers {
 		req.Header.Set(k, v)
 	}
@@ -283,7 +292,7 @@ func (r *Repo) PushBlobStream(ctx context.Context, mediaType string, content io.
 	hr := &hashingReader{r: content, h: sha256.New()}
 	resp, err := r.sendStream(ctx, request{method: http.MethodPatch, url: loc,
 		headers: map[string]string{headerContentType: "application/octet-stream"},
-		ok:      []int{http.StatusAccepted, http.StatusNoContent, http.StatusCreated}}.withBody(hr))
+		ok:      []int{http.StatusAccepted, http.StatusNoContent, http.StatusCreated}}, hr)
 	if err != nil {
 		return Descriptor{}, classify(op, preferReadError(hr, err))
 	}
@@ -326,36 +335,6 @@ func (r *Repo) startUpload(ctx context.Context, op string) (string, error) {
 		return "", classify(op, err)
 	}
 	return loc, nil
-}
-
-// withBody lets a request stream a body that cannot be replayed.
-func (rq request) withBody(body io.Reader) streamingRequest {
-	return streamingRequest{request: rq, body: body}
-}
-
-type streamingRequest struct {
-	request
-	body io.Reader
-}
-
-func (r *Repo) sendStream(ctx context.Context, rq streamingRequest) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, rq.method, rq.url, rq.body)
-	if err != nil {
-		return nil, err
-	}
-	req.ContentLength = -1 // chunked: the size is known only at the end
-	for k, v := range rq.headers {
-		req.Header.Set(k, v)
-	}
-	resp, err := r.client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	if err := transport.CheckError(resp, rq.ok...); err != nil {
-		_ = resp.Body.Close()
-		return nil, err
-	}
-	return resp, nil
 }
 
 // location resolves an upload Location header against the request URL.

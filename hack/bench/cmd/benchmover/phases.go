@@ -154,19 +154,7 @@ func (b *bench) runAll(ctx context.Context) ([]row, error) {
 }
 
 func (b *bench) tarCat(ctx context.Context) (row, error) {
-	out, err := devNull()
-	if err != nil {
-		return row{}, err
-	}
-	defer func() { _ = out.Close() }()
-	var st procStats
-	secs, err := elapsed(func() error {
-		cat := exec.CommandContext(ctx, "cat")
-		cat.Stdout = out
-		st, err = runPipe(exec.CommandContext(ctx, "tar", "-cf", "-", "-C", b.tree, "."), cat)
-		return err
-	})
-	return row{name: "tar | cat (read limit)", seconds: secs, cpu: st.cpu, rssKiB: st.rssKiB, uploaded: -1}, err
+	return b.tarInto(ctx, "tar | cat (read limit)", phaseOther, "cat")
 }
 
 // dwo is DevWorkspace Operator's method: tar -czf to a file, then oras push.
@@ -198,6 +186,11 @@ func (b *bench) dwo(ctx context.Context) (row, error) {
 }
 
 func (b *bench) tarPigz(ctx context.Context) (row, error) {
+	return b.tarInto(ctx, "tar | pigz -1 -p2 > /dev/null", phasePigz, "pigz", "-1", "-p2")
+}
+
+// tarInto times `tar -cf - tree | filter > /dev/null`.
+func (b *bench) tarInto(ctx context.Context, name string, kind phase, filter ...string) (row, error) {
 	out, err := devNull()
 	if err != nil {
 		return row{}, err
@@ -205,13 +198,12 @@ func (b *bench) tarPigz(ctx context.Context) (row, error) {
 	defer func() { _ = out.Close() }()
 	var st procStats
 	secs, err := elapsed(func() error {
-		pigz := exec.CommandContext(ctx, "pigz", "-1", "-p2")
-		pigz.Stdout = out
-		st, err = runPipe(exec.CommandContext(ctx, "tar", "-cf", "-", "-C", b.tree, "."), pigz)
+		f := exec.CommandContext(ctx, filter[0], filter[1:]...)
+		f.Stdout = out
+		st, err = runPipe(exec.CommandContext(ctx, "tar", "-cf", "-", "-C", b.tree, "."), f)
 		return err
 	})
-	return row{name: "tar | pigz -1 -p2 > /dev/null", seconds: secs, cpu: st.cpu, rssKiB: st.rssKiB,
-		uploaded: -1, kind: phasePigz}, err
+	return row{name: name, seconds: secs, cpu: st.cpu, rssKiB: st.rssKiB, uploaded: -1, kind: kind}, err
 }
 
 // moverResult is the part of the mover's result JSON the table shows.
