@@ -4,9 +4,12 @@ import (
 	"context"
 	"fmt"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -19,6 +22,22 @@ type outcome struct {
 	stalled bool   // cannot progress without a person
 	reason  string // a constant from api/v1alpha1
 	message string
+}
+
+// record writes an outcome into the message and conditions a status has besides its phase.
+func record(message *string, conditions *[]metav1.Condition, generation int64, o outcome) {
+	*message = o.message
+	setConditions(conditions, generation, o)
+}
+
+// finishEvent tells what a finished backup or restore came to: the Event reason is the kind
+// and phase (BackupSucceeded, RestoreFailed, ...), a Warning when it failed.
+func finishEvent(recorder events.EventRecorder, obj runtime.Object, kind, phase string, failed bool, o outcome) {
+	eventType := corev1.EventTypeNormal
+	if failed {
+		eventType = corev1.EventTypeWarning
+	}
+	recorder.Eventf(obj, nil, eventType, kind+phase, "Finish", "%s: %s", o.reason, o.message)
 }
 
 // setConditions writes Ready and Stalled for an outcome, both with the observed generation.

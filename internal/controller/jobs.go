@@ -109,6 +109,7 @@ func noPodsYet(job *batchv1.Job) bool {
 // jobProgress is what a mover Job shows: still running, ended with the mover's result, ended
 // without one, or a failure the Job itself tells (gone, pod not creatable, failed without result).
 type jobProgress struct {
+	stopped   string // why the Job was stopped for the developer (superviseJob); "" while it may run
 	running   bool
 	requeue   time.Duration // while running: when to look again (no event announces a pod that never comes)
 	failure   *outcome
@@ -162,12 +163,17 @@ func followJob(ctx context.Context, c client.Client, reader client.Reader, names
 	return p, nil
 }
 
-// stopIfStarted deletes a mover Job when the developer needs the workspace (see
-// workspaceStartedReason) and returns why; "" means carry on.
-func stopIfStarted(ctx context.Context, c client.Client, workspaceName string, ws *workspace, namespace, jobName string) (string, error) {
+// superviseJob is how the backup and restore reconcilers follow their mover Job: it deletes the
+// Job at once when the developer needs the workspace (see workspaceStartedReason) and says why in
+// stopped; otherwise it follows the Job.
+func superviseJob(ctx context.Context, c client.Client, reader client.Reader, workspaceName string, ws *workspace,
+	namespace, jobName string) (jobProgress, error) {
 	why, err := workspaceStartedReason(ctx, c, workspaceName, ws)
-	if err != nil || why == "" {
-		return "", err
+	switch {
+	case err != nil:
+		return jobProgress{}, err
+	case why != "":
+		return jobProgress{stopped: why}, deleteJob(ctx, c, namespace, jobName)
 	}
-	return why, deleteJob(ctx, c, namespace, jobName)
+	return followJob(ctx, c, reader, namespace, jobName)
 }

@@ -229,8 +229,8 @@ func (r *WorkspaceBackupReconciler) start(ctx context.Context, b *backupv1alpha1
 	b.Status.WorkspaceStoppedAt = &metav1.Time{Time: ws.StoppedAt}
 	b.Status.Source = &backupv1alpha1.BackupSource{ClaimName: loc.location.ClaimName, Path: loc.location.Path}
 	b.Status.Artifact = &backupv1alpha1.ArtifactStatus{Reference: job.reference}
-	b.Status.Message = fmt.Sprintf("mover Job %s is backing up %s/%s", job.Name, loc.location.ClaimName, loc.location.Path)
-	setConditions(&b.Status.Conditions, b.Generation, outcome{reason: backupv1alpha1.ReasonJobRunning, message: b.Status.Message})
+	record(&b.Status.Message, &b.Status.Conditions, b.Generation, outcome{reason: backupv1alpha1.ReasonJobRunning,
+		message: fmt.Sprintf("mover Job %s is backing up %s/%s", job.Name, loc.location.ClaimName, loc.location.Path)})
 	r.Recorder.Eventf(b, nil, corev1.EventTypeNormal, "BackupStarted", "Start", "%s", b.Status.Message)
 	return ctrl.Result{}, nil
 }
@@ -288,19 +288,13 @@ func (r *WorkspaceBackupReconciler) createJob(ctx context.Context, b *backupv1al
 // and records the mover's result when the Job ends.
 func (r *WorkspaceBackupReconciler) watchJob(ctx context.Context, b *backupv1alpha1.WorkspaceBackup,
 	policy *backupv1alpha1.BackupPolicy, ws *workspace) (ctrl.Result, error) {
-	why, err := stopIfStarted(ctx, r.Client, b.Spec.WorkspaceName, ws, b.Namespace, b.Status.JobName)
-	if err != nil {
-		return ctrl.Result{}, err
-	}
-	if why != "" {
-		r.finish(b, backupv1alpha1.BackupFailed, outcome{stalled: true, reason: backupv1alpha1.ReasonWorkspaceStarted,
-			message: why + "; the backup was stopped so it does not hold up the developer"})
-		return ctrl.Result{}, nil
-	}
-	p, err := followJob(ctx, r.Client, r.APIReader, b.Namespace, b.Status.JobName)
+	p, err := superviseJob(ctx, r.Client, r.APIReader, b.Spec.WorkspaceName, ws, b.Namespace, b.Status.JobName)
 	switch {
 	case err != nil:
 		return ctrl.Result{}, err
+	case p.stopped != "":
+		r.finish(b, backupv1alpha1.BackupFailed, outcome{stalled: true, reason: backupv1alpha1.ReasonWorkspaceStarted,
+			message: p.stopped + "; the backup was stopped so it does not hold up the developer"})
 	case p.running:
 		return ctrl.Result{RequeueAfter: p.requeue}, nil
 	case p.failure != nil:
@@ -368,29 +362,19 @@ func (r *WorkspaceBackupReconciler) waitForSlot(b *backupv1alpha1.WorkspaceBacku
 // wait keeps the backup Pending with a reason.
 func (r *WorkspaceBackupReconciler) wait(b *backupv1alpha1.WorkspaceBackup, reason, message string) {
 	b.Status.Phase = backupv1alpha1.BackupPending
-	b.Status.Message = message
-	setConditions(&b.Status.Conditions, b.Generation, outcome{reason: reason, message: message})
+	record(&b.Status.Message, &b.Status.Conditions, b.Generation, outcome{reason: reason, message: message})
 }
 
 // finish records a final phase with its outcome, times and an Event.
 func (r *WorkspaceBackupReconciler) finish(b *backupv1alpha1.WorkspaceBackup, phase backupv1alpha1.BackupPhase, o outcome) {
 	now := metav1.NewTime(r.Clock.Now())
 	b.Status.Phase = phase
-	b.Status.Message = o.message
 	b.Status.CompletionTime = &now
 	if b.Status.StartTime != nil {
 		b.Status.Duration = now.Sub(b.Status.StartTime.Time).Round(time.Second).String()
 	}
-	setConditions(&b.Status.Conditions, b.Generation, o)
-	eventType, reason := corev1.EventTypeNormal, "BackupSucceeded"
-	switch phase {
-	case backupv1alpha1.BackupFailed:
-		eventType, reason = corev1.EventTypeWarning, "BackupFailed"
-	case backupv1alpha1.BackupSkipped:
-		reason = "BackupSkipped"
-	default:
-	}
-	r.Recorder.Eventf(b, nil, eventType, reason, "Finish", "%s: %s", o.reason, o.message)
+	record(&b.Status.Message, &b.Status.Conditions, b.Generation, o)
+	finishEvent(r.Recorder, b, "Backup", string(phase), phase == backupv1alpha1.BackupFailed, o)
 }
 
 // cleanUp removes what a finished backup no longer needs: the Secret copy, and the Job after a

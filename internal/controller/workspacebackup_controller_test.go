@@ -191,43 +191,32 @@ var _ = Describe("WorkspaceBackup reconciler", func() {
 		eventuallyPhase(b, backupv1alpha1.BackupRunning)
 	})
 
-	It("stops the Job at once when the workspace is started", func() {
-		f := newBackupFixture()
-		stoppedWorkspace(f.Namespace, "ws")
-		b := manualBackup(f.Namespace, "ws", f.Policy.Name)
-		job := moverJob(b)
-		startWorkspace(f.Namespace, "ws")
-		got := eventuallyPhase(b, backupv1alpha1.BackupFailed)
-		expectReason(got, backupv1alpha1.ReasonWorkspaceStarted, true)
-		Expect(got.Status.Message).To(ContainSubstring("was started"))
-		expectJobGone(f.Namespace, job.Name)
-	})
-
-	It("stops the Job when the workspace is deleted", func() {
-		f := newBackupFixture()
-		stoppedWorkspace(f.Namespace, "ws")
-		b := manualBackup(f.Namespace, "ws", f.Policy.Name)
-		job := moverJob(b)
-		Expect(k8sClient.Delete(ctx, getWorkspace(f.Namespace, "ws"))).To(Succeed())
-		got := eventuallyPhase(b, backupv1alpha1.BackupFailed)
-		expectReason(got, backupv1alpha1.ReasonWorkspaceStarted, true)
-		Expect(got.Status.Message).To(ContainSubstring("deleted"))
-		expectJobGone(f.Namespace, job.Name)
-	})
-
-	It("stops the Job when another workspace on the same common PVC starts", func() {
-		f := newBackupFixture()
-		createWorkspace(testWorkspace{Namespace: f.Namespace, Name: "ws", StoppedAt: time.Now()})
-		createWorkspace(testWorkspace{Namespace: f.Namespace, Name: "neighbour", StoppedAt: time.Now()})
-		boundPVC(f.Namespace, defaultCommonPVCName)
-		b := manualBackup(f.Namespace, "ws", f.Policy.Name)
-		job := moverJob(b)
-		startWorkspace(f.Namespace, "neighbour")
-		got := eventuallyPhase(b, backupv1alpha1.BackupFailed)
-		expectReason(got, backupv1alpha1.ReasonWorkspaceStarted, true)
-		Expect(got.Status.Message).To(ContainSubstring("neighbour"))
-		expectJobGone(f.Namespace, job.Name)
-	})
+	DescribeTable("stops the Job at once when the workspace can no longer be backed up",
+		func(setup func(ns string), interrupt func(ns string), message string) {
+			f := newBackupFixture()
+			setup(f.Namespace)
+			b := manualBackup(f.Namespace, "ws", f.Policy.Name)
+			job := moverJob(b)
+			interrupt(f.Namespace)
+			got := eventuallyPhase(b, backupv1alpha1.BackupFailed)
+			expectReason(got, backupv1alpha1.ReasonWorkspaceStarted, true)
+			Expect(got.Status.Message).To(ContainSubstring(message))
+			expectJobGone(f.Namespace, job.Name)
+		},
+		Entry("the workspace is started",
+			func(ns string) { stoppedWorkspace(ns, "ws") },
+			func(ns string) { startWorkspace(ns, "ws") }, "was started"),
+		Entry("the workspace is deleted",
+			func(ns string) { stoppedWorkspace(ns, "ws") },
+			func(ns string) { Expect(k8sClient.Delete(ctx, getWorkspace(ns, "ws"))).To(Succeed()) }, "deleted"),
+		Entry("another workspace on the same common PVC starts",
+			func(ns string) {
+				createWorkspace(testWorkspace{Namespace: ns, Name: "ws", StoppedAt: time.Now()})
+				createWorkspace(testWorkspace{Namespace: ns, Name: "neighbour", StoppedAt: time.Now()})
+				boundPVC(ns, defaultCommonPVCName)
+			},
+			func(ns string) { startWorkspace(ns, "neighbour") }, "neighbour"),
+	)
 
 	It("fails at once with PodCreationFailed when the pod cannot be created", func() {
 		f := newBackupFixture()

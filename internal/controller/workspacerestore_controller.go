@@ -230,9 +230,9 @@ func (r *WorkspaceRestoreReconciler) start(ctx context.Context, wr *backupv1alph
 	wr.Status.Phase = backupv1alpha1.RestoreRunning
 	wr.Status.JobName = job.Name
 	wr.Status.StartTime = &now
-	wr.Status.Message = fmt.Sprintf("mover Job %s is restoring %s into %s/%s", job.Name,
-		pullReference(*wr.Status.Source), st.location.ClaimName, st.location.Path)
-	setConditions(&wr.Status.Conditions, wr.Generation, outcome{reason: backupv1alpha1.ReasonJobRunning, message: wr.Status.Message})
+	record(&wr.Status.Message, &wr.Status.Conditions, wr.Generation, outcome{reason: backupv1alpha1.ReasonJobRunning,
+		message: fmt.Sprintf("mover Job %s is restoring %s into %s/%s", job.Name,
+			pullReference(*wr.Status.Source), st.location.ClaimName, st.location.Path)})
 	r.Recorder.Eventf(wr, nil, corev1.EventTypeNormal, "RestoreStarted", "Start", "%s", wr.Status.Message)
 	return ctrl.Result{}, nil
 }
@@ -285,22 +285,16 @@ func (r *WorkspaceRestoreReconciler) safetyBackup(ctx context.Context, wr *backu
 // watchJob follows a running restore: a person starting the workspace wins; otherwise the
 // mover's result is recorded when the Job ends.
 func (r *WorkspaceRestoreReconciler) watchJob(ctx context.Context, wr *backupv1alpha1.WorkspaceRestore, ws *workspace) (ctrl.Result, error) {
-	why, err := stopIfStarted(ctx, r.Client, wr.Spec.WorkspaceName, ws, wr.Namespace, wr.Status.JobName)
-	if err != nil {
+	p, err := superviseJob(ctx, r.Client, r.APIReader, wr.Spec.WorkspaceName, ws, wr.Namespace, wr.Status.JobName)
+	switch {
+	case err != nil:
 		return ctrl.Result{}, err
-	}
-	if why != "" {
-		msg := why + "; the restore was stopped, so the volume may be partly restored"
+	case p.stopped != "":
+		msg := p.stopped + "; the restore was stopped, so the volume may be partly restored"
 		if wr.Status.SafetyBackupName != "" {
 			msg += fmt.Sprintf("; WorkspaceBackup %s holds the previous content", wr.Status.SafetyBackupName)
 		}
 		r.finish(wr, backupv1alpha1.RestoreFailed, outcome{stalled: true, reason: backupv1alpha1.ReasonWorkspaceStarted, message: msg})
-		return ctrl.Result{}, nil
-	}
-	p, err := followJob(ctx, r.Client, r.APIReader, wr.Namespace, wr.Status.JobName)
-	switch {
-	case err != nil:
-		return ctrl.Result{}, err
 	case p.running:
 		return ctrl.Result{RequeueAfter: p.requeue}, nil
 	case p.failure != nil:
@@ -321,23 +315,19 @@ func (r *WorkspaceRestoreReconciler) watchJob(ctx context.Context, wr *backupv1a
 	return ctrl.Result{}, nil
 }
 
+// wait keeps the restore Pending with a reason.
 func (r *WorkspaceRestoreReconciler) wait(wr *backupv1alpha1.WorkspaceRestore, reason, message string) {
 	wr.Status.Phase = backupv1alpha1.RestorePending
-	wr.Status.Message = message
-	setConditions(&wr.Status.Conditions, wr.Generation, outcome{reason: reason, message: message})
+	record(&wr.Status.Message, &wr.Status.Conditions, wr.Generation, outcome{reason: reason, message: message})
 }
 
+// finish records a final phase with its outcome, completion time and an Event.
 func (r *WorkspaceRestoreReconciler) finish(wr *backupv1alpha1.WorkspaceRestore, phase backupv1alpha1.RestorePhase, o outcome) {
 	now := metav1.NewTime(r.Clock.Now())
 	wr.Status.Phase = phase
-	wr.Status.Message = o.message
 	wr.Status.CompletionTime = &now
-	setConditions(&wr.Status.Conditions, wr.Generation, o)
-	eventType, reason := corev1.EventTypeNormal, "RestoreSucceeded"
-	if phase == backupv1alpha1.RestoreFailed {
-		eventType, reason = corev1.EventTypeWarning, "RestoreFailed"
-	}
-	r.Recorder.Eventf(wr, nil, eventType, reason, "Finish", "%s: %s", o.reason, o.message)
+	record(&wr.Status.Message, &wr.Status.Conditions, wr.Generation, o)
+	finishEvent(r.Recorder, wr, "Restore", string(phase), phase == backupv1alpha1.RestoreFailed, o)
 }
 
 // cleanUp deletes the Secret copy, and the Job after a success (a failed Job stays for logs until

@@ -83,12 +83,27 @@ func restoreJob(wr *backupv1alpha1.WorkspaceRestore) *batchv1.Job {
 	return job
 }
 
+// restoreOfStoppedWorkspace restores a Succeeded backup of the stopped workspace "ws" of a new
+// fixture into it.
+func restoreOfStoppedWorkspace(overwrite bool) (backupFixture, *backupv1alpha1.WorkspaceRestore) {
+	GinkgoHelper()
+	f := newBackupFixture()
+	stoppedWorkspace(f.Namespace, "ws")
+	b := finishedBackup(f, backupv1alpha1.BackupSucceeded)
+	return f, newRestore(f.Namespace, backupv1alpha1.WorkspaceRestoreSpec{WorkspaceName: "ws", BackupName: b.Name, Overwrite: overwrite})
+}
+
+// safetyBackupOf waits until the restore waits for its safety backup, and returns that backup.
+func safetyBackupOf(wr *backupv1alpha1.WorkspaceRestore) *backupv1alpha1.WorkspaceBackup {
+	GinkgoHelper()
+	waiting := eventuallyRestoreReason(wr, backupv1alpha1.ReasonWaitingForSafetyBackup)
+	Expect(waiting.Status.SafetyBackupName).NotTo(BeEmpty())
+	return &backupv1alpha1.WorkspaceBackup{ObjectMeta: metav1.ObjectMeta{Namespace: wr.Namespace, Name: waiting.Status.SafetyBackupName}}
+}
+
 var _ = Describe("WorkspaceRestore reconciler", func() {
 	It("restores a Succeeded backup by digest into the workspace's claim, read-write", func() {
-		f := newBackupFixture()
-		stoppedWorkspace(f.Namespace, "ws")
-		b := finishedBackup(f, backupv1alpha1.BackupSucceeded)
-		wr := newRestore(f.Namespace, backupv1alpha1.WorkspaceRestoreSpec{WorkspaceName: "ws", BackupName: b.Name})
+		f, wr := restoreOfStoppedWorkspace(false)
 
 		running := eventuallyRestorePhase(wr, backupv1alpha1.RestoreRunning)
 		expectRestoreReason(running, backupv1alpha1.ReasonJobRunning)
@@ -171,14 +186,9 @@ var _ = Describe("WorkspaceRestore reconciler", func() {
 	})
 
 	It("takes a safety backup before overwriting, and only then starts the restore", func() {
-		f := newBackupFixture()
-		stoppedWorkspace(f.Namespace, "ws")
-		b := finishedBackup(f, backupv1alpha1.BackupSucceeded)
-		wr := newRestore(f.Namespace, backupv1alpha1.WorkspaceRestoreSpec{WorkspaceName: "ws", BackupName: b.Name, Overwrite: true})
+		f, wr := restoreOfStoppedWorkspace(true)
 
-		waiting := eventuallyRestoreReason(wr, backupv1alpha1.ReasonWaitingForSafetyBackup)
-		safety := &backupv1alpha1.WorkspaceBackup{ObjectMeta: metav1.ObjectMeta{Namespace: f.Namespace, Name: waiting.Status.SafetyBackupName}}
-		Expect(safety.Name).NotTo(BeEmpty())
+		safety := safetyBackupOf(wr)
 		safetyJob := moverJob(safety)
 		got := getBackup(safety)
 		Expect(got.Labels).To(HaveKeyWithValue(backupv1alpha1.LabelTrigger, string(backupv1alpha1.TriggerPreRestore)))
@@ -194,12 +204,8 @@ var _ = Describe("WorkspaceRestore reconciler", func() {
 	})
 
 	It("fails without writing when the safety backup fails", func() {
-		f := newBackupFixture()
-		stoppedWorkspace(f.Namespace, "ws")
-		b := finishedBackup(f, backupv1alpha1.BackupSucceeded)
-		wr := newRestore(f.Namespace, backupv1alpha1.WorkspaceRestoreSpec{WorkspaceName: "ws", BackupName: b.Name, Overwrite: true})
-		waiting := eventuallyRestoreReason(wr, backupv1alpha1.ReasonWaitingForSafetyBackup)
-		safety := &backupv1alpha1.WorkspaceBackup{ObjectMeta: metav1.ObjectMeta{Namespace: f.Namespace, Name: waiting.Status.SafetyBackupName}}
+		f, wr := restoreOfStoppedWorkspace(true)
+		safety := safetyBackupOf(wr)
 		finishJob(moverJob(safety), false, &mover.Result{Phase: mover.PhaseFailed, Reason: mover.ReasonUnauthorized, Message: "401"}, "")
 		got := eventuallyRestorePhase(wr, backupv1alpha1.RestoreFailed)
 		expectRestoreReason(got, backupv1alpha1.ReasonSafetyBackupFailed)
@@ -207,10 +213,7 @@ var _ = Describe("WorkspaceRestore reconciler", func() {
 	})
 
 	It("reports TargetNotEmpty from the mover", func() {
-		f := newBackupFixture()
-		stoppedWorkspace(f.Namespace, "ws")
-		b := finishedBackup(f, backupv1alpha1.BackupSucceeded)
-		wr := newRestore(f.Namespace, backupv1alpha1.WorkspaceRestoreSpec{WorkspaceName: "ws", BackupName: b.Name})
+		_, wr := restoreOfStoppedWorkspace(false)
 		finishJob(restoreJob(wr), false, &mover.Result{Phase: mover.PhaseFailed, Reason: mover.ReasonTargetNotEmpty,
 			Message: "/workspace-storage/projects is not empty; set spec.overwrite"}, "")
 		got := eventuallyRestorePhase(wr, backupv1alpha1.RestoreFailed)
@@ -218,12 +221,8 @@ var _ = Describe("WorkspaceRestore reconciler", func() {
 	})
 
 	It("lets a person starting the workspace win, naming the safety backup", func() {
-		f := newBackupFixture()
-		stoppedWorkspace(f.Namespace, "ws")
-		b := finishedBackup(f, backupv1alpha1.BackupSucceeded)
-		wr := newRestore(f.Namespace, backupv1alpha1.WorkspaceRestoreSpec{WorkspaceName: "ws", BackupName: b.Name, Overwrite: true})
-		waiting := eventuallyRestoreReason(wr, backupv1alpha1.ReasonWaitingForSafetyBackup)
-		safety := &backupv1alpha1.WorkspaceBackup{ObjectMeta: metav1.ObjectMeta{Namespace: f.Namespace, Name: waiting.Status.SafetyBackupName}}
+		f, wr := restoreOfStoppedWorkspace(true)
+		safety := safetyBackupOf(wr)
 		finishJob(moverJob(safety), true, succeededResult("r"), "")
 		job := restoreJob(wr)
 		eventuallyRestorePhase(wr, backupv1alpha1.RestoreRunning)

@@ -23,6 +23,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/dwbackup/devworkspace-backup-operator/internal/registry"
+	"github.com/dwbackup/devworkspace-backup-operator/internal/registry/registrytest"
 )
 
 var fastRetry = registry.Backoff{Attempts: 2, Initial: time.Millisecond, Max: 2 * time.Millisecond}
@@ -313,4 +314,12 @@ func rerunAsNobody(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), "--- PASS: "+t.Name()) {
 		t.Fatalf("%s as nobody: %v\n%s", t.Name(), err, out)
 	}
+}
+
+// registryAndTree starts an in-process registry and writes makeTree's tree for a test.
+func registryAndTree(t *testing.T) (*registrytest.InProcess, string) {
+	t.Helper()
+	src := t.TempDir()
+	makeTree(t, src)
+	return registrytest.NewInProcess(t, nil), src
 }

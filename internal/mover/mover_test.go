@@ -16,9 +16,7 @@ import (
 )
 
 func TestRoundTripEveryEntryKind(t *testing.T) {
-	reg := registrytest.NewInProcess(t, nil)
-	src := t.TempDir()
-	makeTree(t, src)
+	reg, src := registryAndTree(t)
 	want := snapshot(t, src)
 
 	res := mustSucceed(t, Backup(context.Background(), backupOpts(reg.Host, src, "20261126T020000Z")))
@@ -37,9 +35,7 @@ func TestRoundTripEveryEntryKind(t *testing.T) {
 }
 
 func TestManifestFormat(t *testing.T) {
-	reg := registrytest.NewInProcess(t, nil)
-	src := t.TempDir()
-	makeTree(t, src)
+	reg, src := registryAndTree(t)
 	res := mustSucceed(t, Backup(context.Background(), backupOpts(reg.Host, src, "20261126T020000Z-abc123")))
 	c, _ := registry.New(registry.Options{Insecure: true})
 	repo, ref, err := c.OpenReference(context.Background(), res.Reference, registry.Pull)
@@ -92,9 +88,7 @@ func TestManifestFormat(t *testing.T) {
 }
 
 func TestBackupIsDeterministic(t *testing.T) {
-	reg := registrytest.NewInProcess(t, nil)
-	src := t.TempDir()
-	makeTree(t, src)
+	reg, src := registryAndTree(t)
 	layerOf := func(repoPath string) (string, string) {
 		o := backupOpts(reg.Host, src, "20261126T020000Z")
 		o.Repository = reg.Host + repoPath
@@ -116,9 +110,7 @@ func TestBackupIsDeterministic(t *testing.T) {
 }
 
 func TestUnchangedShortcut(t *testing.T) {
-	reg := registrytest.NewInProcess(t, nil)
-	src := t.TempDir()
-	makeTree(t, src)
+	reg, src := registryAndTree(t)
 	ctx := context.Background()
 	first := mustSucceed(t, Backup(ctx, backupOpts(reg.Host, src, "20261126T020000Z")))
 	patches := reg.Count(http.MethodPatch, "/blobs/uploads/")
@@ -157,9 +149,7 @@ func TestUnchangedShortcut(t *testing.T) {
 }
 
 func TestUnreadableFile(t *testing.T) {
-	reg := registrytest.NewInProcess(t, nil)
-	src := t.TempDir()
-	makeTree(t, src)
+	reg, src := registryAndTree(t)
 	o := backupOpts(reg.Host, src, "20261126T020000Z")
 	o.Open = (&countingOpen{deny: "dir/sub/deep.txt"}).open
 	res := Backup(context.Background(), o)
@@ -248,9 +238,7 @@ func TestLatestUntouchedWhenUploadFails(t *testing.T) {
 
 func TestCancelNeverMovesLatest(t *testing.T) {
 	t.Run("during the walk", func(t *testing.T) {
-		reg := registrytest.NewInProcess(t, nil)
-		src := t.TempDir()
-		makeTree(t, src)
+		reg, src := registryAndTree(t)
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		o := backupOpts(reg.Host, src, "20261126T020000Z")
@@ -285,9 +273,7 @@ func TestCancelNeverMovesLatest(t *testing.T) {
 }
 
 func TestPlainHTTPRefused(t *testing.T) {
-	reg := registrytest.NewInProcess(t, nil)
-	src := t.TempDir()
-	makeTree(t, src)
+	reg, src := registryAndTree(t)
 	o := backupOpts(reg.Host, src, "20261126T020000Z")
 	o.Registry.Insecure = false
 	wantReason(t, Backup(context.Background(), o), ReasonPlainHTTPRefused)
@@ -297,9 +283,7 @@ func TestPlainHTTPRefused(t *testing.T) {
 }
 
 func TestRestoreByTagAndDigest(t *testing.T) {
-	reg := registrytest.NewInProcess(t, nil)
-	src := t.TempDir()
-	makeTree(t, src)
+	reg, src := registryAndTree(t)
 	want := snapshot(t, src)
 	res := mustSucceed(t, Backup(context.Background(), backupOpts(reg.Host, src, "20261126T020000Z")))
 	for name, ref := range map[string]string{
@@ -319,9 +303,7 @@ func TestRestoreByTagAndDigest(t *testing.T) {
 }
 
 func TestRestoreTargetNotEmptyAndOverwrite(t *testing.T) {
-	reg := registrytest.NewInProcess(t, nil)
-	src := t.TempDir()
-	makeTree(t, src)
+	reg, src := registryAndTree(t)
 	want := snapshot(t, src)
 	res := mustSucceed(t, Backup(context.Background(), backupOpts(reg.Host, src, "20261126T020000Z")))
 

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/dwbackup/devworkspace-backup-operator/hack/bench/bars"
 )
 
 // Bars of DESIGN 6 "Control plane".
@@ -152,28 +154,16 @@ func (r results) checkBars(w io.Writer) int {
 	finished, other := r.groups()
 	ratio := r.slotSeconds() / r.baseline.seconds
 	worst := max(finished.worst, other.worst)
-	bars := []struct {
-		name string
-		ok   bool
-		got  string
-	}{
-		{fmt.Sprintf("all %d WorkspaceBackups within %.1fx the plain client", r.baseline.objects, maxRatio),
-			r.manager.created == r.baseline.objects && ratio <= maxRatio,
-			fmt.Sprintf("%.2fx (%.2f s vs %.2f s, from the slot)", ratio, r.slotSeconds(), r.baseline.seconds)},
-		{fmt.Sprintf("<= %d writes per WorkspaceBackup", maxBackupWrites), worst <= maxBackupWrites && finished.count > 0,
-			fmt.Sprintf("at most %d (Succeeded: %d, others: %d)", worst, finished.worst, other.worst)},
-		{fmt.Sprintf("manager peak RSS < %d MiB", maxManagerRSSMiB), kib(r.manager.mem.peakKiB) < maxManagerRSSMiB,
-			fmt.Sprintf("%.1f MiB", kib(r.manager.mem.peakKiB))},
-	}
-	missed := 0
-	for _, b := range bars {
-		verdict := "PASS"
-		if !b.ok {
-			verdict, missed = "MISS", missed+1
-		}
-		_, _ = fmt.Fprintf(w, "%s  %-50s %s\n", verdict, b.name, b.got)
-	}
-	return missed
+	return bars.Print(w, 50, []bars.Bar{
+		{Name: fmt.Sprintf("all %d WorkspaceBackups within %.1fx the plain client", r.baseline.objects, maxRatio),
+			OK:  r.manager.created == r.baseline.objects && ratio <= maxRatio,
+			Got: fmt.Sprintf("%.2fx (%.2f s vs %.2f s, from the slot)", ratio, r.slotSeconds(), r.baseline.seconds)},
+		{Name: fmt.Sprintf("<= %d writes per WorkspaceBackup", maxBackupWrites),
+			OK:  worst <= maxBackupWrites && finished.count > 0,
+			Got: fmt.Sprintf("at most %d (Succeeded: %d, others: %d)", worst, finished.worst, other.worst)},
+		{Name: fmt.Sprintf("manager peak RSS < %d MiB", maxManagerRSSMiB), OK: kib(r.manager.mem.peakKiB) < maxManagerRSSMiB,
+			Got: fmt.Sprintf("%.1f MiB", kib(r.manager.mem.peakKiB))},
+	})
 }
 
 func kib(v int64) float64 { return float64(v) / 1024 }

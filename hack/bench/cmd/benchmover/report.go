@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/dwbackup/devworkspace-backup-operator/hack/bench/bars"
 	"github.com/dwbackup/devworkspace-backup-operator/hack/bench/gentree"
 )
 
@@ -64,27 +65,15 @@ func checkBars(w io.Writer, rows []row) int {
 			peak = max(peak, r.rssKiB)
 		}
 	}
-	bars := []struct {
-		name string
-		ok   bool
-		got  string
-	}{
-		{"first backup >= 10x faster than DWO", dwo.seconds >= 10*first.seconds,
-			fmt.Sprintf("%.1fx", dwo.seconds/first.seconds)},
-		{"first backup faster than tar | pigz -1 -p2", first.seconds < pigz.seconds,
-			fmt.Sprintf("%.2f s vs %.2f s", first.seconds, pigz.seconds)},
-		{"unchanged backup < 1% of DWO's time", unchanged.seconds < dwo.seconds/100,
-			fmt.Sprintf("%.3f%%", 100*unchanged.seconds/dwo.seconds)},
-		{"unchanged backup uploads < 1 MiB", unchanged.uploaded < mib, fmt.Sprintf("%d bytes", unchanged.uploaded)},
-		{"mover peak RSS < 100 MiB", peak < 100*1024, fmt.Sprintf("%.1f MiB", float64(peak)/1024)},
-	}
-	missed := 0
-	for _, b := range bars {
-		verdict := "PASS"
-		if !b.ok {
-			verdict, missed = "MISS", missed+1
-		}
-		_, _ = fmt.Fprintf(w, "%s  %-44s %s\n", verdict, b.name, b.got)
-	}
-	return missed
+	return bars.Print(w, 44, []bars.Bar{
+		{Name: "first backup >= 10x faster than DWO", OK: dwo.seconds >= 10*first.seconds,
+			Got: fmt.Sprintf("%.1fx", dwo.seconds/first.seconds)},
+		{Name: "first backup faster than tar | pigz -1 -p2", OK: first.seconds < pigz.seconds,
+			Got: fmt.Sprintf("%.2f s vs %.2f s", first.seconds, pigz.seconds)},
+		{Name: "unchanged backup < 1% of DWO's time", OK: unchanged.seconds < dwo.seconds/100,
+			Got: fmt.Sprintf("%.3f%%", 100*unchanged.seconds/dwo.seconds)},
+		{Name: "unchanged backup uploads < 1 MiB", OK: unchanged.uploaded < mib,
+			Got: fmt.Sprintf("%d bytes", unchanged.uploaded)},
+		{Name: "mover peak RSS < 100 MiB", OK: peak < 100*1024, Got: fmt.Sprintf("%.1f MiB", float64(peak)/1024)},
+	})
 }
