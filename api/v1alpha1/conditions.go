@@ -86,6 +86,22 @@ const (
 	ReasonBackupNotSucceeded = "BackupNotSucceeded"
 	// ReasonSafetyBackupFailed: the pre-restore backup failed, so nothing was overwritten.
 	ReasonSafetyBackupFailed = "SafetyBackupFailed"
+	// ReasonSafetyBackupConflict: a WorkspaceBackup holds the safety backup's name but was not made
+	// for this restore and workspace; nothing was overwritten.
+	ReasonSafetyBackupConflict = "SafetyBackupConflict"
+	// ReasonJobConflict: a Job with the mover Job's name exists that this object did not create; it
+	// is never adopted, mounted or deleted.
+	ReasonJobConflict = "JobConflict"
+	// ReasonJobRefused: the API server refused the mover Job or its credentials copy (an admission
+	// webhook or policy, a ResourceQuota, an invalid job override), or kept failing to create it.
+	ReasonJobRefused = "JobRefused"
+	// ReasonWaitingForRestore: a restore of the same workspace runs; the backup starts after it.
+	ReasonWaitingForRestore = "WaitingForRestore"
+	// ReasonWaitingForMover: another backup or restore of the same workspace runs; the restore
+	// starts after it.
+	ReasonWaitingForMover = "WaitingForMover"
+	// ReasonArtifactNotFound (also mover): the reference names no artifact in the registry; for a
+	// backup whose Job succeeded, the unique tag is missing, so the backup is not Succeeded.
 
 	// ReasonUnauthorized (mover): the registry refused the credentials.
 	ReasonUnauthorized = "Unauthorized"
@@ -99,8 +115,10 @@ const (
 	ReasonUnsafeEntry = "UnsafeEntry"
 	// ReasonDigestMismatch (mover): the pulled content does not match its digest.
 	ReasonDigestMismatch = "DigestMismatch"
-	// ReasonArtifactNotFound (mover): the reference names no artifact.
 	ReasonArtifactNotFound = "ArtifactNotFound"
+	// ReasonTagExists (mover): the unique tag already points at another artifact; nothing was
+	// pushed under it and latest was not moved.
+	ReasonTagExists = "TagExists"
 )
 
 // Labels, annotations and finalizers the operator sets.
@@ -113,6 +131,9 @@ const (
 	LabelWorkspaceID = "backup.dwbackup.io/workspace-id"
 	// LabelTrigger on a WorkspaceBackup: Scheduled, Manual or PreRestore.
 	LabelTrigger = "backup.dwbackup.io/trigger"
+	// LabelRestoreUID on a pre-restore safety backup: the UID of the WorkspaceRestore it was made
+	// for; a restore accepts no other safety backup.
+	LabelRestoreUID = "backup.dwbackup.io/restore-uid"
 	// LabelExclude set to "true" on a DevWorkspace or its Namespace opts it out of every policy.
 	LabelExclude = "backup.dwbackup.io/exclude"
 	// LabelManagedBy on Jobs, Pods and Secret copies: the operator's children carry it.

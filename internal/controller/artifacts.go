@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"strings"
 
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	backupv1alpha1 "github.com/dwbackup/devworkspace-backup-operator/api/v1alpha1"
 	"github.com/dwbackup/devworkspace-backup-operator/internal/registry"
 )
 
@@ -13,6 +16,21 @@ type artifactRegistry interface {
 	Resolve(ctx context.Context, ref string) (registry.Descriptor, error)
 	DeleteTag(ctx context.Context, ref string) error
 	DeleteManifest(ctx context.Context, ref string) error
+}
+
+// resolveArtifact asks the registry, with the credentials a mover in namespace would use, what
+// reference points at. A reference the registry does not have is the terminal ArtifactNotFound.
+func resolveArtifact(ctx context.Context, reader client.Reader, operatorNamespace string,
+	policy *backupv1alpha1.BackupPolicy, namespace, reference string) (registry.Descriptor, error) {
+	reg, err := newRegistryClient(ctx, reader, operatorNamespace, policy, namespace)
+	if err != nil {
+		return registry.Descriptor{}, err
+	}
+	desc, err := reg.Resolve(ctx, reference)
+	if registry.ReasonOf(err) == registry.ReasonNotFound {
+		return desc, terminalf(backupv1alpha1.ReasonArtifactNotFound, "the registry has no %s", reference)
+	}
+	return desc, err
 }
 
 // splitReference splits repo:tag (the port of a host is not a tag).

@@ -2,6 +2,8 @@ package controller
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -37,7 +39,7 @@ func newBackupFixture(mutate ...func(*backupv1alpha1.BackupPolicy)) backupFixtur
 			Schedule:          "0 2 * * *",
 			Suspend:           true,
 			NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"fixture": label}},
-			Registry:          backupv1alpha1.RegistrySpec{Repository: "127.0.0.1:1/backups"},
+			Registry:          backupv1alpha1.RegistrySpec{Repository: suiteRegistry + "/backups", Insecure: true},
 		},
 	}
 	for _, m := range mutate {
@@ -130,8 +132,24 @@ func expectJobGone(namespace, name string) {
 }
 
 // finishJob plays the Job controller and the kubelet: a pod of the Job that terminated with the
-// mover's result as its termination message (empty = none), then the Job's final conditions.
+// mover's result as its termination message (empty = none), then the Job's final conditions. A
+// backup Job that succeeds has pushed its unique tag, as the real mover would, unless the spec did.
 func finishJob(job *batchv1.Job, succeeded bool, result *mover.Result, rawMessage string) {
+	GinkgoHelper()
+	if repo, tag := jobArg(job, "--repository"), jobArg(job, "--tag"); succeeded && repo != "" && !resolvable(repo+":"+tag) &&
+		(result == nil || result.Phase == mover.PhaseSucceeded) {
+		dir := GinkgoT().TempDir()
+		Expect(os.WriteFile(filepath.Join(dir, "f"), []byte(rand.String(16)), 0o600)).To(Succeed())
+		pushed := pushTree(repo, tag, dir)
+		if result != nil {
+			result.Digest = pushed.Digest
+		}
+	}
+	finishJobAsIs(job, succeeded, result, rawMessage)
+}
+
+// finishJobAsIs ends a Job as finishJob does, without pushing anything to the registry.
+func finishJobAsIs(job *batchv1.Job, succeeded bool, result *mover.Result, rawMessage string) {
 	GinkgoHelper()
 	message := rawMessage
 	if result != nil {
@@ -221,3 +239,14 @@ type eventsv1List struct{ eventsv1.EventList }
 func resourceQuantity(s string) resource.Quantity { return resource.MustParse(s) }
 
 func randomSuffix() string { return rand.String(6) }
+
+// jobArg is the value of a mover flag in a Job's command ("" when absent).
+func jobArg(job *batchv1.Job, flag string) string {
+	cmd := job.Spec.Template.Spec.Containers[0].Command
+	for i := range len(cmd) - 1 {
+		if cmd[i] == flag {
+			return cmd[i+1]
+		}
+	}
+	return ""
+}

@@ -1,6 +1,8 @@
 package controller
 
 import (
+	"time"
+
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -33,6 +35,9 @@ type moverJobParams struct {
 	Name      string
 	Namespace string
 	Owner     metav1.Object // WorkspaceBackup or WorkspaceRestore; owner reference is set by the caller
+	// Workspace is the DevWorkspace whose storage the Job mounts (a label, so the movers of one
+	// workspace can be found).
+	Workspace string
 	Image     string
 	// Args follow /mover: "backup ..." or "restore ...".
 	Args []string
@@ -67,6 +72,7 @@ func defaultMoverResources() corev1.ResourceRequirements {
 func buildMoverJob(p moverJobParams) *batchv1.Job {
 	labels := childLabels()
 	labels[labelOwnerUID] = string(p.Owner.GetUID())
+	labels[backupv1alpha1.LabelWorkspace] = childName(p.Workspace) // a label value holds at most 63 characters
 	ownerKey := annotationBackup
 	if _, ok := p.Owner.(*backupv1alpha1.WorkspaceRestore); ok {
 		ownerKey = annotationRestore
@@ -173,11 +179,13 @@ func buildMoverJob(p moverJobParams) *batchv1.Job {
 }
 
 // backupArgs is the `mover backup` command line (DESIGN 5).
-func backupArgs(sourcePath, repository, tag, workspaceName, namespace, workspaceID string, withAuth, withCA, insecure bool) []string {
+func backupArgs(sourcePath, repository, tag string, created time.Time, workspaceName, namespace, workspaceID string,
+	withAuth, withCA, insecure bool) []string {
 	return append([]string{"backup",
 		"--source", storageMountPath + "/" + sourcePath,
 		"--repository", repository,
 		"--tag", tag,
+		"--created", created.UTC().Format(time.RFC3339),
 		"--workspace", workspaceName,
 		"--namespace", namespace,
 		"--workspace-id", workspaceID,

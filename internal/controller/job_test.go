@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -20,9 +21,10 @@ func testJobParams() moverJobParams {
 	owner := &backupv1alpha1.WorkspaceBackup{ObjectMeta: metav1.ObjectMeta{Name: "my-ws-nightly-202611260200", Namespace: "team-a", UID: "uid-1"}}
 	return moverJobParams{
 		Name: "backup-my-ws-nightly-202611260200", Namespace: "team-a", Owner: owner,
-		Image: "registry.example.com/dwbackup/operator:v1",
-		Args: backupArgs("workspace0123/projects", "registry.example.com/backups/team-a/my-ws", "20261126T020000Z",
-			"my-ws", "team-a", "workspace0123", true, true, false),
+		Image:     "registry.example.com/dwbackup/operator:v1",
+		Workspace: "my-ws",
+		Args: backupArgs("workspace0123/projects", "registry.example.com/backups/team-a/my-ws", "nightly-20261126T020000Z",
+			time.Date(2026, 11, 26, 2, 0, 0, 0, time.UTC), "my-ws", "team-a", "workspace0123", true, true, false),
 		ClaimName: "claim-devworkspace", ReadOnly: true,
 		CredentialsSecret: "dwbackup-registry-auth", WithCA: true,
 		Job: backupv1alpha1.JobSpec{
@@ -53,6 +55,9 @@ func TestBuildMoverJob(t *testing.T) {
 		{"source is the mount plus path", strings.Contains(strings.Join(c.Command, " "), "--source /workspace-storage/workspace0123/projects")},
 		{"auth dir and CA file", strings.Contains(strings.Join(c.Command, " "), "--auth-dir /credentials --ca-file /credentials/ca.crt")},
 		{"not insecure", !slices.Contains(c.Command, "--insecure")},
+		{"created time from the slot, never the mover's clock", strings.Contains(strings.Join(c.Command, " "),
+			"--tag nightly-20261126T020000Z --created 2026-11-26T02:00:00Z")},
+		{"workspace label, so a restore finds the movers of its workspace", job.Labels[backupv1alpha1.LabelWorkspace] == "my-ws"},
 		{"claim root mounted read-only without subPath", pod.Volumes[0].PersistentVolumeClaim.ClaimName == "claim-devworkspace" &&
 			pod.Volumes[0].PersistentVolumeClaim.ReadOnly && c.VolumeMounts[0].ReadOnly && c.VolumeMounts[0].SubPath == ""},
 		{"emptyDir for /tmp", pod.Volumes[1].EmptyDir != nil && c.VolumeMounts[1].MountPath == "/tmp"},

@@ -38,15 +38,13 @@ func getJob(ctx context.Context, c client.Client, reader client.Reader, namespac
 }
 
 // deleteJob deletes a mover Job and its pods (background propagation: the call returns at once,
-// the pod gets SIGTERM right away).
-func deleteJob(ctx context.Context, c client.Client, namespace, name string) error {
-	if name == "" {
-		return nil
-	}
-	job := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace}}
-	err := c.Delete(ctx, job, client.PropagationPolicy(metav1.DeletePropagationBackground))
-	if err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("delete Job %s/%s: %w", namespace, name, err)
+// the pod gets SIGTERM right away). The UID precondition makes sure the Job deleted is the one
+// that was checked, never one created under the same name since.
+func deleteJob(ctx context.Context, c client.Client, job *batchv1.Job) error {
+	err := c.Delete(ctx, job, client.PropagationPolicy(metav1.DeletePropagationBackground),
+		client.Preconditions{UID: &job.UID})
+	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+		return fmt.Errorf("delete Job %s/%s: %w", job.Namespace, job.Name, err)
 	}
 	return nil
 }
@@ -121,7 +119,8 @@ type jobProgress struct {
 
 // followJob reads a mover Job for the backup and restore reconcilers alike. A Job whose pod cannot
 // be created (a FailedCreate Warning: quota, admission) is deleted and reported at once.
-func followJob(ctx context.Context, c client.Client, reader client.Reader, namespace, name string) (jobProgress, error) {
+func followJob(ctx context.Context, c client.Client, reader client.Reader, owner client.Object, name string) (jobProgress, error) {
+	namespace := owner.GetNamespace()
 	job, err := getJob(ctx, c, reader, namespace, name)
 	if err != nil {
 		return jobProgress{}, err
@@ -129,6 +128,10 @@ func followJob(ctx context.Context, c client.Client, reader client.Reader, names
 	if job == nil {
 		return jobProgress{failure: &outcome{stalled: true, reason: backupv1alpha1.ReasonJobFailed,
 			message: fmt.Sprintf("mover Job %s was deleted before it finished", name)}}, nil
+	}
+	if !ownedBy(job, owner) {
+		return jobProgress{failure: &outcome{stalled: true, reason: backupv1alpha1.ReasonJobConflict,
+			message: fmt.Sprintf("mover Job %s was replaced by a Job this %s did not create; its result is not trusted", name, kindOf(owner))}}, nil
 	}
 	state, jobReason := jobStateOf(job)
 	if state == jobActive {
@@ -140,7 +143,7 @@ func followJob(ctx context.Context, c client.Client, reader client.Reader, names
 			}
 			return p, err
 		}
-		if err := deleteJob(ctx, c, namespace, name); err != nil {
+		if err := deleteJob(ctx, c, job); err != nil {
 			return jobProgress{}, err
 		}
 		return jobProgress{failure: &outcome{stalled: true, reason: backupv1alpha1.ReasonPodCreationFailed,
@@ -166,14 +169,24 @@ func followJob(ctx context.Context, c client.Client, reader client.Reader, names
 // superviseJob is how the backup and restore reconcilers follow their mover Job: it deletes the
 // Job at once when the developer needs the workspace (see workspaceStartedReason) and says why in
 // stopped; otherwise it follows the Job.
-func superviseJob(ctx context.Context, c client.Client, reader client.Reader, workspaceName string, ws *workspace,
-	namespace, jobName string) (jobProgress, error) {
+func superviseJob(ctx context.Context, c client.Client, reader client.Reader, owner client.Object, workspaceName string,
+	ws *workspace, jobName string) (jobProgress, error) {
 	why, err := workspaceStartedReason(ctx, c, workspaceName, ws)
 	switch {
 	case err != nil:
 		return jobProgress{}, err
 	case why != "":
-		return jobProgress{stopped: why}, deleteJob(ctx, c, namespace, jobName)
+		return jobProgress{stopped: why}, stopMoverJob(ctx, c, reader, owner, jobName)
 	}
-	return followJob(ctx, c, reader, namespace, jobName)
+	return followJob(ctx, c, reader, owner, jobName)
+}
+
+// failedResult is the outcome of a failed Job that left a result: the mover's reason, unless the
+// result claims a success the Job contradicts.
+func failedResult(p jobProgress) outcome {
+	if p.result.Phase != mover.PhaseFailed || p.result.Reason == "" {
+		return outcome{stalled: true, reason: backupv1alpha1.ReasonJobFailed, message: fmt.Sprintf(
+			"mover Job %s failed; its pod reported %q (%s)", p.jobName, p.result.Phase, p.result.Message)}
+	}
+	return outcome{stalled: true, reason: p.result.Reason, message: p.result.Message}
 }

@@ -97,10 +97,8 @@ func (r *WorkspaceBackupReconciler) finalize(ctx context.Context, b *backupv1alp
 	r.throttle.forget(b)
 	r.cleaned.Delete(b.UID)
 	r.started.Delete(b.UID)
-	if b.Status.JobName != "" && !b.Status.Phase.Finished() {
-		if err := deleteJob(ctx, r.Client, b.Namespace, b.Status.JobName); err != nil {
-			return ctrl.Result{}, err
-		}
+	if err := stopMoverJob(ctx, r.Client, r.APIReader, b, b.Status.JobName); err != nil {
+		return ctrl.Result{}, err
 	}
 	if err := r.deletePrunedArtifact(ctx, b); err != nil {
 		attempts, _ := strconv.Atoi(b.Annotations[annotationDeleteAttempts])
@@ -136,6 +134,11 @@ func (r *WorkspaceBackupReconciler) deletePrunedArtifact(ctx context.Context, b 
 	if policy.Spec.Retention.DeleteArtifacts != nil && !*policy.Spec.Retention.DeleteArtifacts {
 		return nil
 	}
+	// The annotation can be set by anyone who can edit the backup: the artifact goes only when
+	// retention itself, decided again now, prunes this backup.
+	if pruned, err := r.retentionPrunes(ctx, policy, b); err != nil || !pruned {
+		return err
+	}
 	reg, err := newRegistryClient(ctx, r.APIReader, r.OperatorNamespace, policy, b.Namespace)
 	if err != nil {
 		return err
@@ -145,6 +148,28 @@ func (r *WorkspaceBackupReconciler) deletePrunedArtifact(ctx context.Context, b 
 		return err
 	}
 	return deleteArtifact(ctx, reg, b.Status.Artifact.Reference, b.Status.Artifact.Digest, referenced)
+}
+
+// retentionPrunes reports whether the policy's retention prunes b among the backups of its
+// workspace that are not being deleted.
+func (r *WorkspaceBackupReconciler) retentionPrunes(ctx context.Context, policy *backupv1alpha1.BackupPolicy,
+	b *backupv1alpha1.WorkspaceBackup) (bool, error) {
+	list := &backupv1alpha1.WorkspaceBackupList{}
+	if err := r.List(ctx, list, client.InNamespace(b.Namespace), client.MatchingLabels{backupv1alpha1.LabelPolicy: policy.Name}); err != nil {
+		return false, err
+	}
+	group := []*backupv1alpha1.WorkspaceBackup{b}
+	for i := range list.Items {
+		other := &list.Items[i]
+		if other.UID != b.UID && other.DeletionTimestamp.IsZero() && retentionGroup(other) == retentionGroup(b) {
+			group = append(group, other)
+		}
+	}
+	loc, err := time.LoadLocation(policy.Spec.TimeZone)
+	if err != nil {
+		loc = time.UTC
+	}
+	return slices.Contains(toPrune(group, policy.Spec.Retention, loc), b), nil
 }
 
 // digestReferenced returns a check for whether any other remaining backup of the same repository

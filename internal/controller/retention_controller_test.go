@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -54,12 +55,19 @@ func resolvable(ref string) bool {
 	return err == nil
 }
 
-// runManualBackup runs a manual backup of workspace "ws" to Succeeded with the given mover result.
-func runManualBackup(f backupFixture, res mover.Result) *backupv1alpha1.WorkspaceBackup {
+// runManualBackup runs a manual backup of workspace "ws" to Succeeded: the real mover backs up dir
+// under the tag the controller chose (a generated tree when dir is "").
+func runManualBackup(f backupFixture, dir string) *backupv1alpha1.WorkspaceBackup {
 	GinkgoHelper()
 	fakeClock.Step(time.Minute) // each backup starts at its own time, as in real life
 	b := manualBackup(f.Namespace, "ws", f.Policy.Name)
-	finishJob(moverJob(b), true, &res, "")
+	res := succeededResult("")
+	if dir != "" {
+		repo, tag := splitReference(eventuallyPhase(b, backupv1alpha1.BackupRunning).Status.Artifact.Reference)
+		pushed := pushTree(repo, tag, dir)
+		res = &pushed
+	}
+	finishJob(moverJob(b), true, res, "")
 	return eventuallyPhase(b, backupv1alpha1.BackupSucceeded)
 }
 
@@ -134,20 +142,20 @@ var _ = Describe("Retention and the artifact finalizer", func() {
 			Expect(os.WriteFile(filepath.Join(dir, "a.txt"), []byte("a"), 0o644)).To(Succeed())
 
 			// Shared manifest: the second backup is unchanged, its tag points at the same manifest.
-			first := runManualBackup(f, pushTree(repo, "20261120T020000Z", dir))
-			second := runManualBackup(f, pushTree(repo, "20261121T020000Z", dir))
+			first := runManualBackup(f, dir)
+			second := runManualBackup(f, dir)
 			Expect(second.Status.Artifact.Digest).To(Equal(first.Status.Artifact.Digest))
 			expectGone(first)
-			Expect(resolvable(repo+":20261121T020000Z")).To(BeTrue(), "the kept backup shares the manifest and stays restorable")
+			Expect(resolvable(second.Status.Artifact.Reference)).To(BeTrue(), "the kept backup shares the manifest and stays restorable")
 			Expect(resolvable(repo + ":latest")).To(BeTrue())
 
 			// A changed tree: the older, now unreferenced manifest goes when its backup is pruned.
 			Expect(os.WriteFile(filepath.Join(dir, "b.txt"), []byte("b"), 0o644)).To(Succeed())
-			third := runManualBackup(f, pushTree(repo, "20261122T020000Z", dir))
+			third := runManualBackup(f, dir)
 			Expect(third.Status.Artifact.Digest).NotTo(Equal(second.Status.Artifact.Digest))
 			expectGone(second)
-			Eventually(func() bool { return resolvable(repo + ":20261121T020000Z") }).Should(BeFalse(), "the pruned artifact is deleted")
-			Expect(resolvable(repo + ":20261122T020000Z")).To(BeTrue())
+			Eventually(func() bool { return resolvable(second.Status.Artifact.Reference) }).Should(BeFalse(), "the pruned artifact is deleted")
+			Expect(resolvable(third.Status.Artifact.Reference)).To(BeTrue())
 			Expect(resolvable(repo + ":latest")).To(BeTrue())
 		},
 		Entry("a registry with tag deletion (in-process)", inProcessRegistry),
@@ -163,24 +171,29 @@ var _ = Describe("Retention and the artifact finalizer", func() {
 			p.Spec.Retention = backupv1alpha1.RetentionSpec{KeepLast: 5, DeleteArtifacts: ptr.To(true)}
 		})
 		stoppedWorkspace(f.Namespace, "ws")
-		repo := host + "/backups/" + f.Namespace + "/ws"
-		dir := GinkgoT().TempDir()
-		b := runManualBackup(f, pushTree(repo, "20261120T020000Z", dir))
+		b := runManualBackup(f, GinkgoT().TempDir())
 		Expect(k8sClient.Delete(ctx, b)).To(Succeed())
 		expectGone(b)
-		Expect(resolvable(repo + ":20261120T020000Z")).To(BeTrue())
+		Expect(resolvable(b.Status.Artifact.Reference)).To(BeTrue())
 	})
 
-	It("gives up on an unreachable registry after bounded retries and releases the backup with a Warning", func() {
+	It("gives up on a registry that keeps failing deletes after bounded retries and releases the backup with a Warning", func() {
+		reg := registrytest.NewInProcess(GinkgoT(), func(h http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.Method == http.MethodDelete {
+					http.Error(w, "storage offline", http.StatusServiceUnavailable)
+					return
+				}
+				h.ServeHTTP(w, r)
+			})
+		})
 		f := newBackupFixture(func(p *backupv1alpha1.BackupPolicy) {
-			p.Spec.Registry = backupv1alpha1.RegistrySpec{Repository: "127.0.0.1:1/backups", Insecure: true}
+			p.Spec.Registry = backupv1alpha1.RegistrySpec{Repository: reg.Host + "/backups", Insecure: true}
 			p.Spec.Retention = backupv1alpha1.RetentionSpec{KeepLast: 1, DeleteArtifacts: ptr.To(true)}
 		})
 		stoppedWorkspace(f.Namespace, "ws")
-		res := *succeededResult("127.0.0.1:1/backups/" + f.Namespace + "/ws:20261120T020000Z")
-		first := runManualBackup(f, res)
-		res.Reference = "127.0.0.1:1/backups/" + f.Namespace + "/ws:20261121T020000Z"
-		runManualBackup(f, res)
+		first := runManualBackup(f, "")
+		runManualBackup(f, "")
 		expectGone(first)
 		Eventually(func() []string { return eventReasons(f.Namespace) }).Should(ContainElement("ArtifactDeleteFailed"))
 	})
@@ -213,8 +226,8 @@ var _ = Describe("Retention and the artifact finalizer", func() {
 		Expect(k8sClient.Create(ctx, safety)).To(Succeed())
 		finishJob(moverJob(safety), true, succeededResult("r1"), "")
 		eventuallyPhase(safety, backupv1alpha1.BackupSucceeded)
-		runManualBackup(f, *succeededResult("r2"))
-		last := runManualBackup(f, *succeededResult("r3"))
+		runManualBackup(f, "")
+		last := runManualBackup(f, "")
 		Consistently(func() error {
 			return k8sClient.Get(ctx, client.ObjectKeyFromObject(safety), &backupv1alpha1.WorkspaceBackup{})
 		}).

@@ -36,7 +36,10 @@ var (
 	k8sClient client.Client // uncached, so specs see the API server's truth
 	fakeClock *clocktesting.FakeClock
 	testOpts  Options
-	mgrCache  interface {
+	// suiteRegistry is the registry every fixture policy points at: the controller reads the
+	// digest of a finished backup from it.
+	suiteRegistry string
+	mgrCache      interface {
 		Get(context.Context, client.ObjectKey, client.Object, ...client.GetOption) error
 	}
 )
@@ -60,6 +63,7 @@ var _ = BeforeSuite(func() {
 	k8sClient, err = client.New(cfg, client.Options{Scheme: scheme.Scheme})
 	Expect(err).NotTo(HaveOccurred())
 	Expect(k8sClient.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: operatorNamespace}})).To(Succeed())
+	suiteRegistry = inProcessRegistry()
 
 	fakeClock = clocktesting.NewFakeClock(time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC))
 	testOpts = Options{

@@ -25,7 +25,6 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/events"
@@ -53,6 +52,9 @@ type WorkspaceBackupReconciler struct {
 	Recorder  events.EventRecorder
 	Options
 	throttle *throttle
+	retries  launchRetries
+	// restores are the workspaces a restore of this process is writing (shared with the restore reconciler).
+	restores *restoreLocks
 	// cleaned holds the UIDs of finished backups whose clean-up is done, so the reconciles that
 	// follow (its own final status patch, the Job's deletion) do not delete the Job and the
 	// Secret copy again: each repeat is two refused DELETEs. Lost on restart: one repeat then.
@@ -192,6 +194,14 @@ func (r *WorkspaceBackupReconciler) start(ctx context.Context, b *backupv1alpha1
 			"waiting for DevWorkspace %s to stop (phase %q, spec.started %v)", ws.Name, ws.Phase, ws.Started))
 		return ctrl.Result{}, nil
 	}
+	// A restore of this workspace owns its storage until its Job ends (docs/restore.md).
+	if restore, err := r.restoreInProgress(ctx, b); err != nil || restore != "" {
+		if err == nil {
+			r.wait(b, backupv1alpha1.ReasonWaitingForRestore, fmt.Sprintf(
+				"WorkspaceRestore %s is restoring DevWorkspace %s; the backup starts when it ends", restore, ws.Name))
+		}
+		return ctrl.Result{}, err
+	}
 	// The concurrency slot comes before the storage: resolving it reads DWO's configuration from the
 	// API server, and thousands of backups of one slot wait here, each woken again and again.
 	if !r.throttle.admit(ctx, r.Client, policy, b) {
@@ -207,20 +217,12 @@ func (r *WorkspaceBackupReconciler) start(ctx context.Context, b *backupv1alpha1
 		}
 		return ctrl.Result{}, err
 	}
-	creds, err := ensureCredentials(ctx, r.Client, r.APIReader, r.OperatorNamespace, policy, b, childName(b.Name, "registry"))
+	job, err := r.launch(ctx, b, policy, *ws, loc)
 	if err != nil {
 		r.throttle.release(b)
-		if cerr, ok := errors.AsType[*credentialsError](err); ok {
-			r.finish(b, backupv1alpha1.BackupFailed, outcome{stalled: true, reason: backupv1alpha1.ReasonSecretNotFound, message: cerr.Error()})
-			return ctrl.Result{}, nil
-		}
-		return ctrl.Result{}, err
+		return ctrl.Result{}, r.failLaunch(b, err)
 	}
-	job, err := r.createJob(ctx, b, policy, *ws, loc, creds)
-	if err != nil {
-		r.throttle.release(b)
-		return ctrl.Result{}, err
-	}
+	r.retries.forget(b.UID)
 	now := metav1.NewTime(r.Clock.Now())
 	b.Status.Phase = backupv1alpha1.BackupRunning
 	b.Status.JobName = job.Name
@@ -228,11 +230,30 @@ func (r *WorkspaceBackupReconciler) start(ctx context.Context, b *backupv1alpha1
 	b.Status.WorkspaceID = ws.ID
 	b.Status.WorkspaceStoppedAt = &metav1.Time{Time: ws.StoppedAt}
 	b.Status.Source = &backupv1alpha1.BackupSource{ClaimName: loc.location.ClaimName, Path: loc.location.Path}
-	b.Status.Artifact = &backupv1alpha1.ArtifactStatus{Reference: job.reference}
+	// The reference is the one the controller asked for; the digest will be the registry's.
+	b.Status.Artifact = &backupv1alpha1.ArtifactStatus{
+		Reference: artifactRepository(policy.Spec.Registry.Repository, b.Namespace, ws.Name) + ":" + backupTag(b),
+	}
 	record(&b.Status.Message, &b.Status.Conditions, b.Generation, outcome{reason: backupv1alpha1.ReasonJobRunning,
 		message: fmt.Sprintf("mover Job %s is backing up %s/%s", job.Name, loc.location.ClaimName, loc.location.Path)})
 	r.Recorder.Eventf(b, nil, corev1.EventTypeNormal, "BackupStarted", "Start", "%s", b.Status.Message)
 	return ctrl.Result{}, nil
+}
+
+// failLaunch records a launch that cannot succeed (a terminal error, or transient errors for
+// longer than launchRetryWindow) as Failed; otherwise it returns the error for a retry with backoff.
+func (r *WorkspaceBackupReconciler) failLaunch(b *backupv1alpha1.WorkspaceBackup, err error) error {
+	t, ok := asTerminal(err)
+	if !ok && !r.retries.giveUp(b.UID, r.Clock.Now()) {
+		return err
+	}
+	if !ok {
+		t = &terminalError{reason: backupv1alpha1.ReasonJobRefused, message: fmt.Sprintf(
+			"the mover Job could not be created for %s: %v", launchRetryWindow, err)}
+	}
+	r.retries.forget(b.UID)
+	r.finish(b, backupv1alpha1.BackupFailed, outcome{stalled: true, reason: t.reason, message: t.message})
+	return nil
 }
 
 // resolvedStorage is a workspace's claim with what the Job needs to know about it.
@@ -248,47 +269,42 @@ func (r *WorkspaceBackupReconciler) storageOf(ctx context.Context, ws workspace)
 	return resolveWorkspaceStorage(ctx, r.Client, r.APIReader, r.DWONamespace, ws)
 }
 
-// createdJob is the mover Job and the artifact reference it pushes.
-type createdJob struct {
-	Name      string
-	reference string
-}
-
-func (r *WorkspaceBackupReconciler) createJob(ctx context.Context, b *backupv1alpha1.WorkspaceBackup,
-	policy *backupv1alpha1.BackupPolicy, ws workspace, st resolvedStorage, creds credentials) (createdJob, error) {
-	repository := artifactRepository(policy.Spec.Registry.Repository, b.Namespace, ws.Name)
-	tag := backupTag(b)
+// launch creates (or adopts) the backup's mover Job with its credentials.
+func (r *WorkspaceBackupReconciler) launch(ctx context.Context, b *backupv1alpha1.WorkspaceBackup,
+	policy *backupv1alpha1.BackupPolicy, ws workspace, st resolvedStorage) (*batchv1.Job, error) {
 	node, err := attachedNode(ctx, r.Client, r.APIReader, st.pvc)
 	if err != nil {
-		return createdJob{}, err
+		return nil, err
 	}
 	psc := st.dwo.PodSecurityContext
 	if policy.Spec.Job.PodSecurityContext != nil {
 		psc = policy.Spec.Job.PodSecurityContext
 	}
-	job := buildMoverJob(moverJobParams{
-		Name: childName("backup", b.Name), Namespace: b.Namespace, Owner: b, Image: r.MoverImage,
-		Args: backupArgs(st.location.Path, repository, tag, ws.Name, b.Namespace, ws.ID,
-			creds.SecretName != "", creds.WithCA, policy.Spec.Registry.Insecure),
-		ClaimName: st.location.ClaimName, ReadOnly: true,
-		CredentialsSecret: creds.SecretName, WithCA: creds.WithCA,
-		Job: policy.Spec.Job, PodSecurityContext: psc, NodeName: node, HostNetwork: r.MoverHostNetwork,
+	return launchMover(ctx, r.Client, r.APIReader, moverLaunch{
+		Owner: b, JobName: childName("backup", b.Name),
+		Credentials: func() (credentials, error) {
+			return ensureCredentials(ctx, r.Client, r.APIReader, r.OperatorNamespace, policy, b)
+		},
+		Build: func(creds credentials) *batchv1.Job {
+			return buildMoverJob(moverJobParams{
+				Name: childName("backup", b.Name), Namespace: b.Namespace, Owner: b, Image: r.MoverImage,
+				Workspace: ws.Name,
+				Args: backupArgs(st.location.Path, artifactRepository(policy.Spec.Registry.Repository, b.Namespace, ws.Name),
+					backupTag(b), taggedTime(b), ws.Name, b.Namespace, ws.ID,
+					creds.SecretName != "", creds.WithCA, policy.Spec.Registry.Insecure),
+				ClaimName: st.location.ClaimName, ReadOnly: true,
+				CredentialsSecret: creds.SecretName, WithCA: creds.WithCA,
+				Job: policy.Spec.Job, PodSecurityContext: psc, NodeName: node, HostNetwork: r.MoverHostNetwork,
+			})
+		},
 	})
-	if err := controllerutil.SetControllerReference(b, job, r.Scheme); err != nil {
-		return createdJob{}, err
-	}
-	if err := r.Create(ctx, job); err != nil && !apierrors.IsAlreadyExists(err) {
-		return createdJob{}, fmt.Errorf("create mover Job %s: %w", job.Name, err)
-	}
-	// AlreadyExists: a previous run created it before its status patch was lost; adopt it.
-	return createdJob{Name: job.Name, reference: repository + ":" + tag}, nil
 }
 
 // watchJob follows a running backup: it stops the Job when the developer needs the workspace,
-// and records the mover's result when the Job ends.
+// and records the outcome when the Job ends.
 func (r *WorkspaceBackupReconciler) watchJob(ctx context.Context, b *backupv1alpha1.WorkspaceBackup,
 	policy *backupv1alpha1.BackupPolicy, ws *workspace) (ctrl.Result, error) {
-	p, err := superviseJob(ctx, r.Client, r.APIReader, b.Spec.WorkspaceName, ws, b.Namespace, b.Status.JobName)
+	p, err := superviseJob(ctx, r.Client, r.APIReader, b, b.Spec.WorkspaceName, ws, b.Status.JobName)
 	switch {
 	case err != nil:
 		return ctrl.Result{}, err
@@ -299,52 +315,53 @@ func (r *WorkspaceBackupReconciler) watchJob(ctx context.Context, b *backupv1alp
 		return ctrl.Result{RequeueAfter: p.requeue}, nil
 	case p.failure != nil:
 		r.finish(b, backupv1alpha1.BackupFailed, *p.failure)
-	case p.hasResult:
-		r.recordResult(b, p.result)
-	default: // succeeded without a readable result
-		r.recordFromRegistry(ctx, b, policy, p.jobName)
+	case !p.succeeded:
+		r.finish(b, backupv1alpha1.BackupFailed, failedResult(p))
+	case p.hasResult && p.result.Phase == mover.PhaseSkipped:
+		r.finish(b, backupv1alpha1.BackupSkipped, outcome{ready: true, reason: p.result.Reason, message: p.result.Message})
+	default:
+		return ctrl.Result{}, r.recordArtifact(ctx, b, policy, p)
 	}
 	return ctrl.Result{}, nil
 }
 
-// recordResult maps the mover's result onto the backup.
-func (r *WorkspaceBackupReconciler) recordResult(b *backupv1alpha1.WorkspaceBackup, res mover.Result) {
-	switch res.Phase {
-	case mover.PhaseSucceeded:
-		b.Status.Artifact = &backupv1alpha1.ArtifactStatus{
-			Reference: res.Reference, Digest: res.Digest, SizeBytes: res.SizeBytes, Files: res.Files, Unchanged: res.Unchanged,
-		}
-		msg := fmt.Sprintf("backed up %d files (%d bytes, %d compressed) to %s", res.Files, res.Bytes, res.SizeBytes, res.Reference)
-		if res.Unchanged {
-			msg = fmt.Sprintf("unchanged since the previous backup; %s points at the same artifact", res.Reference)
-		}
-		r.finish(b, backupv1alpha1.BackupSucceeded, outcome{ready: true, reason: backupv1alpha1.ReasonSucceeded, message: msg})
-	case mover.PhaseSkipped:
-		r.finish(b, backupv1alpha1.BackupSkipped, outcome{ready: true, reason: res.Reason, message: res.Message})
-	default:
-		r.finish(b, backupv1alpha1.BackupFailed, outcome{stalled: true, reason: res.Reason, message: res.Message})
-	}
-}
-
-// recordFromRegistry completes a backup whose mover exited 0 without a readable result (missing,
-// or cut at 4 KiB): the artifact is in the registry under the unique tag, so its digest is read
-// from there.
-func (r *WorkspaceBackupReconciler) recordFromRegistry(ctx context.Context, b *backupv1alpha1.WorkspaceBackup,
-	policy *backupv1alpha1.BackupPolicy, jobName string) {
+// recordArtifact completes a backup whose Job succeeded. The pod's result is only a cross-check
+// and the source of the counts: a namespace user can create a pod that looks like the Job's with
+// any termination message. The reference is the one the controller asked for, and the digest is
+// what the registry says that tag points at; a tag the registry does not have fails the backup.
+func (r *WorkspaceBackupReconciler) recordArtifact(ctx context.Context, b *backupv1alpha1.WorkspaceBackup,
+	policy *backupv1alpha1.BackupPolicy, p jobProgress) error {
 	reference := b.Status.Artifact.Reference
-	msg := fmt.Sprintf("mover Job %s succeeded without a readable result; the digest of %s was read from the registry", jobName, reference)
-	reg, err := newRegistryClient(ctx, r.APIReader, r.OperatorNamespace, policy, b.Namespace)
-	if err == nil {
-		var desc registry.Descriptor
-		if desc, err = reg.Resolve(ctx, reference); err == nil {
-			b.Status.Artifact.Digest = desc.Digest.String()
+	desc, err := resolveArtifact(ctx, r.APIReader, r.OperatorNamespace, policy, b.Namespace, reference)
+	if err != nil {
+		if t, ok := asTerminal(err); ok || r.retries.giveUp(b.UID, r.Clock.Now()) {
+			if !ok {
+				t = &terminalError{reason: string(registry.ReasonOf(err)), message: err.Error()}
+			}
+			r.retries.forget(b.UID)
+			r.finish(b, backupv1alpha1.BackupFailed, outcome{stalled: true, reason: t.reason, message: fmt.Sprintf(
+				"mover Job %s succeeded, but %s could not be confirmed in the registry: %s", p.jobName, reference, t.message)})
+			return nil
+		}
+		return err
+	}
+	r.retries.forget(b.UID)
+	res := p.result
+	artifact := &backupv1alpha1.ArtifactStatus{Reference: reference, Digest: desc.Digest.String()}
+	msg := fmt.Sprintf("backed up to %s (the mover Job %s reported no readable result)", reference, p.jobName)
+	if p.hasResult {
+		artifact.SizeBytes, artifact.Files, artifact.Unchanged = res.SizeBytes, res.Files, res.Unchanged
+		msg = fmt.Sprintf("backed up %d files (%d bytes, %d compressed) to %s", res.Files, res.Bytes, res.SizeBytes, reference)
+		if res.Unchanged {
+			msg = fmt.Sprintf("unchanged since the previous backup; %s points at the same artifact", reference)
+		}
+		if res.Digest != artifact.Digest {
+			msg += fmt.Sprintf("; the mover reported digest %q, the registry has %s (recorded)", res.Digest, artifact.Digest)
 		}
 	}
-	if err != nil {
-		msg = fmt.Sprintf("mover Job %s succeeded without a readable result and the digest of %s could not be read (%v); "+
-			"a restore will use the tag", jobName, reference, err)
-	}
+	b.Status.Artifact = artifact
 	r.finish(b, backupv1alpha1.BackupSucceeded, outcome{ready: true, reason: backupv1alpha1.ReasonSucceeded, message: msg})
+	return nil
 }
 
 // waitForSlot keeps a backup waiting for a concurrency slot. A new backup stays as it is: it
@@ -377,17 +394,19 @@ func (r *WorkspaceBackupReconciler) finish(b *backupv1alpha1.WorkspaceBackup, ph
 	finishEvent(r.Recorder, b, "Backup", string(phase), phase == backupv1alpha1.BackupFailed, o)
 }
 
-// cleanUp removes what a finished backup no longer needs: the Secret copy, and the Job after a
-// success (a failed Job stays for kubectl logs until the backup is pruned); then retention runs
-// for its workspace.
+// cleanUp removes what a finished backup no longer needs: the Secret copies, a Job still running
+// (every terminal path stops the mover), and the Job after a success (a failed Job stays for
+// kubectl logs until the backup is pruned); then retention runs for its workspace.
 func (r *WorkspaceBackupReconciler) cleanUp(ctx context.Context, b *backupv1alpha1.WorkspaceBackup) error {
-	if err := deleteCredentialsCopy(ctx, r.Client, b.Namespace, childName(b.Name, "registry")); err != nil {
+	if err := deleteCredentialsCopies(ctx, r.Client, b); err != nil {
 		return err
 	}
-	if b.Status.Phase == backupv1alpha1.BackupSucceeded && b.Status.JobName != "" {
-		if err := deleteJob(ctx, r.Client, b.Namespace, b.Status.JobName); err != nil {
-			return err
-		}
+	stop := stopMoverJob
+	if b.Status.Phase == backupv1alpha1.BackupSucceeded {
+		stop = deleteOwnedJob
+	}
+	if err := stop(ctx, r.Client, r.APIReader, b, b.Status.JobName); err != nil {
+		return err
 	}
 	if err := r.applyRetention(ctx, b); err != nil {
 		return err
@@ -401,12 +420,16 @@ func (r *WorkspaceBackupReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.throttle == nil {
 		r.throttle = newThrottle()
 	}
+	if r.restores == nil {
+		r.restores = newRestoreLocks()
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&backupv1alpha1.WorkspaceBackup{}).
 		Owns(&batchv1.Job{}).
 		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(podOwner(annotationBackup))).
 		Watches(&dwo.DevWorkspace{}, handler.EnqueueRequestsFromMapFunc(r.backupsOfWorkspace)).
 		Watches(&backupv1alpha1.WorkspaceBackup{}, handler.EnqueueRequestsFromMapFunc(r.waitingOfSamePolicy)).
+		Watches(&backupv1alpha1.WorkspaceRestore{}, handler.EnqueueRequestsFromMapFunc(r.backupsAfterRestore)).
 		Named("workspacebackup").
 		Complete(r)
 }
@@ -423,6 +446,20 @@ func (r *WorkspaceBackupReconciler) backupsOfWorkspace(ctx context.Context, obj 
 	list := &backupv1alpha1.WorkspaceBackupList{}
 	if err := r.List(ctx, list, opts...); err != nil {
 		logf.FromContext(ctx).Error(err, "list backups of a DevWorkspace")
+		return nil
+	}
+	return requestsFor(list.Items, func(b *backupv1alpha1.WorkspaceBackup) bool { return !b.Status.Phase.Finished() })
+}
+
+// backupsAfterRestore wakes the unfinished backups of a workspace when its restore finishes.
+func (r *WorkspaceBackupReconciler) backupsAfterRestore(ctx context.Context, obj client.Object) []ctrl.Request {
+	wr, ok := obj.(*backupv1alpha1.WorkspaceRestore)
+	if !ok || !wr.Status.Phase.Finished() {
+		return nil
+	}
+	list := &backupv1alpha1.WorkspaceBackupList{}
+	if err := r.List(ctx, list, client.InNamespace(wr.Namespace), client.MatchingFields{indexBackupWorkspace: wr.Spec.WorkspaceName}); err != nil {
+		logf.FromContext(ctx).Error(err, "list backups of a restored DevWorkspace")
 		return nil
 	}
 	return requestsFor(list.Items, func(b *backupv1alpha1.WorkspaceBackup) bool { return !b.Status.Phase.Finished() })

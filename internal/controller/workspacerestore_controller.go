@@ -21,7 +21,9 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -31,7 +33,6 @@ import (
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -48,6 +49,9 @@ type WorkspaceRestoreReconciler struct {
 	Scheme    *runtime.Scheme
 	Recorder  events.EventRecorder
 	Options
+	retries launchRetries
+	// restores are the workspaces a restore of this process is writing (shared with the backup reconciler).
+	restores *restoreLocks
 }
 
 // +kubebuilder:rbac:groups=backup.dwbackup.io,resources=workspacerestores,verbs=get;list;watch
@@ -91,14 +95,26 @@ func (r *WorkspaceRestoreReconciler) advance(ctx context.Context, wr *backupv1al
 		r.finish(wr, backupv1alpha1.RestoreFailed, *o)
 		return ctrl.Result{}, nil
 	}
+	if src.Digest == "" {
+		// Always restored by digest: the one the registry gives the tag now, recorded before the
+		// Job runs (a pod's report of what it pulled is never trusted).
+		desc, err := resolveArtifact(ctx, r.APIReader, r.OperatorNamespace, policy, wr.Namespace, src.Reference)
+		if err != nil {
+			return ctrl.Result{}, r.failLaunch(wr, err)
+		}
+		src.Digest = desc.Digest.String()
+	}
 	wr.Status.Source = &src
 	return r.start(ctx, wr, policy, ws)
 }
 
 // resolveSource finds the artifact and the policy whose credentials pull it, or the outcome that
 // fails the restore (BackupNotFound, BackupNotSucceeded, PolicyNotFound, PolicyNotApplicable).
+// A backup named by spec.backupName is held to the same tenancy rule as spec.artifactReference.
 func (r *WorkspaceRestoreReconciler) resolveSource(ctx context.Context, wr *backupv1alpha1.WorkspaceRestore) (
 	backupv1alpha1.RestoreSource, *backupv1alpha1.BackupPolicy, *outcome) {
+	src := backupv1alpha1.RestoreSource{Reference: wr.Spec.ArtifactReference}
+	policyName, field := wr.Spec.PolicyName, "spec.artifactReference"
 	if wr.Spec.BackupName != "" {
 		b := &backupv1alpha1.WorkspaceBackup{}
 		key := client.ObjectKey{Namespace: wr.Namespace, Name: wr.Spec.BackupName}
@@ -109,31 +125,28 @@ func (r *WorkspaceRestoreReconciler) resolveSource(ctx context.Context, wr *back
 			err = r.APIReader.Get(ctx, key, b)
 		}
 		if err != nil {
-			return backupv1alpha1.RestoreSource{}, nil, &outcome{stalled: true, reason: backupv1alpha1.ReasonBackupNotFound,
+			return src, nil, &outcome{stalled: true, reason: backupv1alpha1.ReasonBackupNotFound,
 				message: fmt.Sprintf("spec.backupName: WorkspaceBackup %s/%s not found", wr.Namespace, wr.Spec.BackupName)}
 		}
 		if !restorable(b) {
-			return backupv1alpha1.RestoreSource{}, nil, &outcome{stalled: true, reason: backupv1alpha1.ReasonBackupNotSucceeded,
+			return src, nil, &outcome{stalled: true, reason: backupv1alpha1.ReasonBackupNotSucceeded,
 				message: fmt.Sprintf("spec.backupName: WorkspaceBackup %s is %s, not Succeeded; only a successful backup can be restored",
 					b.Name, b.Status.Phase)}
 		}
-		policy, o := getApplicablePolicy(ctx, r.Client, b.Spec.PolicyName, wr.Namespace)
-		if o != nil {
-			return backupv1alpha1.RestoreSource{}, nil, o
-		}
-		return backupv1alpha1.RestoreSource{Reference: b.Status.Artifact.Reference, Digest: b.Status.Artifact.Digest}, policy, nil
+		src = backupv1alpha1.RestoreSource{Reference: b.Status.Artifact.Reference, Digest: b.Status.Artifact.Digest}
+		policyName, field = b.Spec.PolicyName, "spec.backupName"
 	}
-	policy, o := getApplicablePolicy(ctx, r.Client, wr.Spec.PolicyName, wr.Namespace)
+	policy, o := getApplicablePolicy(ctx, r.Client, policyName, wr.Namespace)
 	if o != nil {
-		return backupv1alpha1.RestoreSource{}, nil, o
+		return src, nil, o
 	}
-	if !referenceAllowed(wr.Spec.ArtifactReference, policy, wr.Namespace) {
-		return backupv1alpha1.RestoreSource{}, nil, &outcome{stalled: true, reason: backupv1alpha1.ReasonPolicyNotApplicable,
-			message: fmt.Sprintf("spec.artifactReference must lie under %s (policy %s does not set spec.allowCrossNamespaceRestore)",
-				artifactRepository(policy.Spec.Registry.Repository, wr.Namespace, ""), policy.Name)}
+	if !referenceAllowed(src.Reference, policy, wr.Namespace) {
+		return src, nil, &outcome{stalled: true, reason: backupv1alpha1.ReasonPolicyNotApplicable, message: fmt.Sprintf(
+			"%s: %s is not an artifact of one workspace under %s (policy %s; spec.allowCrossNamespaceRestore: %v)",
+			field, src.Reference, artifactRepository(policy.Spec.Registry.Repository, wr.Namespace, ""), policy.Name,
+			policy.Spec.AllowCrossNamespaceRestore)}
 	}
-	src := backupv1alpha1.RestoreSource{Reference: wr.Spec.ArtifactReference}
-	if _, digest, ok := strings.Cut(wr.Spec.ArtifactReference, "@"); ok {
+	if _, digest, ok := strings.Cut(src.Reference, "@"); ok {
 		src.Digest = digest
 	}
 	return src, policy, nil
@@ -144,14 +157,28 @@ func restorable(b *backupv1alpha1.WorkspaceBackup) bool {
 	return b.Status.Phase == backupv1alpha1.BackupSucceeded && b.Status.Artifact != nil && b.Status.Artifact.Reference != ""
 }
 
-// referenceAllowed: an artifact must lie under <repository>/<namespace>/ unless the policy allows
-// restores across namespaces, and always under the policy's repository.
+// referenceAllowed: an artifact reference names exactly one repository segment (a workspace)
+// below <repository>/<namespace>/, then a tag or a digest; with allowCrossNamespaceRestore the
+// namespace segment may be another namespace. Nothing deeper, which could be another policy's
+// repository, and nothing that is not a valid reference.
 func referenceAllowed(reference string, policy *backupv1alpha1.BackupPolicy, namespace string) bool {
-	prefix := policy.Spec.Registry.Repository + "/"
-	if !policy.Spec.AllowCrossNamespaceRestore {
-		prefix += namespace + "/"
+	rest, ok := strings.CutPrefix(reference, policy.Spec.Registry.Repository+"/")
+	if !ok {
+		return false
 	}
-	return strings.HasPrefix(reference, prefix) && !strings.Contains(strings.TrimPrefix(reference, prefix), "..")
+	ns, rest, ok := strings.Cut(rest, "/")
+	if !ok || (ns != namespace && !policy.Spec.AllowCrossNamespaceRestore) {
+		return false
+	}
+	workspace := rest
+	if i := strings.IndexAny(rest, ":@"); i >= 0 {
+		workspace = rest[:i]
+	}
+	if workspace == "" || strings.Contains(workspace, "/") {
+		return false
+	}
+	_, err := name.ParseReference(reference, name.StrictValidation)
+	return err == nil
 }
 
 // pullReference is what the mover pulls: always by digest when it is known.
@@ -196,36 +223,26 @@ func (r *WorkspaceRestoreReconciler) start(ctx context.Context, wr *backupv1alph
 			return ctrl.Result{}, err
 		}
 	}
-	creds, err := ensureCredentials(ctx, r.Client, r.APIReader, r.OperatorNamespace, policy, wr, childName(wr.Name, "registry"))
-	if err != nil {
-		if cerr, ok := errors.AsType[*credentialsError](err); ok {
-			r.finish(wr, backupv1alpha1.RestoreFailed, outcome{stalled: true, reason: backupv1alpha1.ReasonSecretNotFound, message: cerr.Error()})
-			return ctrl.Result{}, nil
+	// From here until it finishes, this restore owns the workspace's storage (exclusive.go).
+	if holder := r.restores.acquire(wr.Namespace, wr.Spec.WorkspaceName, wr.Name); holder != "" {
+		r.wait(wr, backupv1alpha1.ReasonWaitingForMover, fmt.Sprintf("WorkspaceRestore %s is restoring DevWorkspace %s", holder, ws.Name))
+		return ctrl.Result{RequeueAfter: time.Minute}, nil
+	}
+	if other, err := otherMover(ctx, r.APIReader, wr); err != nil || other != "" {
+		r.restores.release(wr.Namespace, wr.Spec.WorkspaceName, wr.Name)
+		if err == nil {
+			r.wait(wr, backupv1alpha1.ReasonWaitingForMover, fmt.Sprintf(
+				"mover Job %s is using the storage of DevWorkspace %s; the restore starts when it ends", other, ws.Name))
 		}
-		return ctrl.Result{}, err
+		// A Job's end wakes only its owner: look again soon.
+		return ctrl.Result{RequeueAfter: 10 * time.Second}, err
 	}
-	node, err := attachedNode(ctx, r.Client, r.APIReader, st.pvc)
+	job, err := r.launch(ctx, wr, policy, *ws, st)
 	if err != nil {
-		return ctrl.Result{}, err
+		r.restores.release(wr.Namespace, wr.Spec.WorkspaceName, wr.Name)
+		return ctrl.Result{}, r.failLaunch(wr, err)
 	}
-	psc := st.dwo.PodSecurityContext
-	if policy.Spec.Job.PodSecurityContext != nil {
-		psc = policy.Spec.Job.PodSecurityContext
-	}
-	job := buildMoverJob(moverJobParams{
-		Name: childName("restore", wr.Name), Namespace: wr.Namespace, Owner: wr, Image: r.MoverImage,
-		Args: restoreArgs(st.location.Path, pullReference(*wr.Status.Source), wr.Spec.Overwrite,
-			creds.SecretName != "", creds.WithCA, policy.Spec.Registry.Insecure),
-		ClaimName: st.location.ClaimName, ReadOnly: false,
-		CredentialsSecret: creds.SecretName, WithCA: creds.WithCA,
-		Job: policy.Spec.Job, PodSecurityContext: psc, NodeName: node, HostNetwork: r.MoverHostNetwork,
-	})
-	if err := controllerutil.SetControllerReference(wr, job, r.Scheme); err != nil {
-		return ctrl.Result{}, err
-	}
-	if err := r.Create(ctx, job); err != nil && !apierrors.IsAlreadyExists(err) {
-		return ctrl.Result{}, fmt.Errorf("create mover Job %s: %w", job.Name, err)
-	}
+	r.retries.forget(wr.UID)
 	now := metav1.NewTime(r.Clock.Now())
 	wr.Status.Phase = backupv1alpha1.RestoreRunning
 	wr.Status.JobName = job.Name
@@ -237,11 +254,59 @@ func (r *WorkspaceRestoreReconciler) start(ctx context.Context, wr *backupv1alph
 	return ctrl.Result{}, nil
 }
 
+// launch creates (or adopts) the restore's mover Job with its credentials.
+func (r *WorkspaceRestoreReconciler) launch(ctx context.Context, wr *backupv1alpha1.WorkspaceRestore,
+	policy *backupv1alpha1.BackupPolicy, ws workspace, st resolvedStorage) (*batchv1.Job, error) {
+	node, err := attachedNode(ctx, r.Client, r.APIReader, st.pvc)
+	if err != nil {
+		return nil, err
+	}
+	psc := st.dwo.PodSecurityContext
+	if policy.Spec.Job.PodSecurityContext != nil {
+		psc = policy.Spec.Job.PodSecurityContext
+	}
+	return launchMover(ctx, r.Client, r.APIReader, moverLaunch{
+		Owner: wr, JobName: childName("restore", wr.Name),
+		Credentials: func() (credentials, error) {
+			return ensureCredentials(ctx, r.Client, r.APIReader, r.OperatorNamespace, policy, wr)
+		},
+		Build: func(creds credentials) *batchv1.Job {
+			return buildMoverJob(moverJobParams{
+				Name: childName("restore", wr.Name), Namespace: wr.Namespace, Owner: wr, Image: r.MoverImage,
+				Workspace: ws.Name,
+				Args: restoreArgs(st.location.Path, pullReference(*wr.Status.Source), wr.Spec.Overwrite,
+					creds.SecretName != "", creds.WithCA, policy.Spec.Registry.Insecure),
+				ClaimName: st.location.ClaimName, ReadOnly: false,
+				CredentialsSecret: creds.SecretName, WithCA: creds.WithCA,
+				Job: policy.Spec.Job, PodSecurityContext: psc, NodeName: node, HostNetwork: r.MoverHostNetwork,
+			})
+		},
+	})
+}
+
+// failLaunch records a launch that cannot succeed (a terminal error, or transient errors for
+// longer than launchRetryWindow) as Failed; otherwise it returns the error for a retry with backoff.
+func (r *WorkspaceRestoreReconciler) failLaunch(wr *backupv1alpha1.WorkspaceRestore, err error) error {
+	t, ok := asTerminal(err)
+	if !ok && !r.retries.giveUp(wr.UID, r.Clock.Now()) {
+		return err
+	}
+	if !ok {
+		t = &terminalError{reason: backupv1alpha1.ReasonJobRefused, message: fmt.Sprintf(
+			"the restore could not be started for %s: %v", launchRetryWindow, err)}
+	}
+	r.retries.forget(wr.UID)
+	r.finish(wr, backupv1alpha1.RestoreFailed, outcome{stalled: true, reason: t.reason, message: t.message})
+	return nil
+}
+
 // safetyBackup makes sure the current content is backed up before an overwrite. done is true
-// once that backup Succeeded (or was Skipped because there was nothing to keep).
+// once that backup Succeeded (or was Skipped because there was nothing to keep). The safety
+// backup belongs to this restore: its name carries the restore's UID and it must carry the
+// restore's UID label and workspace; any other backup of that name fails the restore.
 func (r *WorkspaceRestoreReconciler) safetyBackup(ctx context.Context, wr *backupv1alpha1.WorkspaceRestore,
 	policy *backupv1alpha1.BackupPolicy) (bool, error) {
-	name := childName(wr.Name, "pre-restore")
+	name := childName(wr.Name, "pre-restore", shortUID(wr.UID))
 	wr.Status.SafetyBackupName = name
 	b := &backupv1alpha1.WorkspaceBackup{}
 	err := r.Get(ctx, client.ObjectKey{Namespace: wr.Namespace, Name: name}, b)
@@ -250,15 +315,14 @@ func (r *WorkspaceRestoreReconciler) safetyBackup(ctx context.Context, wr *backu
 		b = &backupv1alpha1.WorkspaceBackup{
 			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: wr.Namespace,
 				Labels: map[string]string{
-					backupv1alpha1.LabelPolicy:  policy.Name,
-					backupv1alpha1.LabelTrigger: string(backupv1alpha1.TriggerPreRestore),
+					backupv1alpha1.LabelPolicy:     policy.Name,
+					backupv1alpha1.LabelTrigger:    string(backupv1alpha1.TriggerPreRestore),
+					backupv1alpha1.LabelRestoreUID: string(wr.UID),
+					backupv1alpha1.LabelWorkspace:  childName(wr.Spec.WorkspaceName),
 				},
 				Finalizers: []string{backupv1alpha1.FinalizerArtifact},
 			},
 			Spec: backupv1alpha1.WorkspaceBackupSpec{WorkspaceName: wr.Spec.WorkspaceName, PolicyName: policy.Name},
-		}
-		if len(wr.Spec.WorkspaceName) <= maxNameLength {
-			b.Labels[backupv1alpha1.LabelWorkspace] = wr.Spec.WorkspaceName
 		}
 		if err := r.Create(ctx, b); err != nil && !apierrors.IsAlreadyExists(err) {
 			return false, fmt.Errorf("create safety backup %s: %w", name, err)
@@ -268,6 +332,13 @@ func (r *WorkspaceRestoreReconciler) safetyBackup(ctx context.Context, wr *backu
 	}
 	if err != nil {
 		return false, err
+	}
+	if b.Labels[backupv1alpha1.LabelRestoreUID] != string(wr.UID) || b.Spec.WorkspaceName != wr.Spec.WorkspaceName ||
+		b.Labels[backupv1alpha1.LabelTrigger] != string(backupv1alpha1.TriggerPreRestore) {
+		r.finish(wr, backupv1alpha1.RestoreFailed, outcome{stalled: true, reason: backupv1alpha1.ReasonSafetyBackupConflict,
+			message: fmt.Sprintf("WorkspaceBackup %s was not made as this restore's safety backup of DevWorkspace %s, "+
+				"so nothing was overwritten; delete it or restore under another name", name, wr.Spec.WorkspaceName)})
+		return false, nil
 	}
 	switch b.Status.Phase {
 	case backupv1alpha1.BackupSucceeded, backupv1alpha1.BackupSkipped:
@@ -285,7 +356,7 @@ func (r *WorkspaceRestoreReconciler) safetyBackup(ctx context.Context, wr *backu
 // watchJob follows a running restore: a person starting the workspace wins; otherwise the
 // mover's result is recorded when the Job ends.
 func (r *WorkspaceRestoreReconciler) watchJob(ctx context.Context, wr *backupv1alpha1.WorkspaceRestore, ws *workspace) (ctrl.Result, error) {
-	p, err := superviseJob(ctx, r.Client, r.APIReader, wr.Spec.WorkspaceName, ws, wr.Namespace, wr.Status.JobName)
+	p, err := superviseJob(ctx, r.Client, r.APIReader, wr, wr.Spec.WorkspaceName, ws, wr.Status.JobName)
 	switch {
 	case err != nil:
 		return ctrl.Result{}, err
@@ -299,11 +370,11 @@ func (r *WorkspaceRestoreReconciler) watchJob(ctx context.Context, wr *backupv1a
 		return ctrl.Result{RequeueAfter: p.requeue}, nil
 	case p.failure != nil:
 		r.finish(wr, backupv1alpha1.RestoreFailed, *p.failure)
+	case !p.succeeded:
+		r.finish(wr, backupv1alpha1.RestoreFailed, failedResult(p))
 	case p.hasResult && p.result.Phase == mover.PhaseSucceeded:
+		// The counts come from the pod; the source digest stays the one recorded before the Job.
 		wr.Status.Files, wr.Status.Bytes = p.result.Files, p.result.Bytes
-		if p.result.Digest != "" {
-			wr.Status.Source.Digest = p.result.Digest
-		}
 		r.finish(wr, backupv1alpha1.RestoreSucceeded, outcome{ready: true, reason: backupv1alpha1.ReasonSucceeded,
 			message: fmt.Sprintf("restored %d files (%d bytes) from %s", p.result.Files, p.result.Bytes, pullReference(*wr.Status.Source))})
 	case p.hasResult:
@@ -330,20 +401,29 @@ func (r *WorkspaceRestoreReconciler) finish(wr *backupv1alpha1.WorkspaceRestore,
 	finishEvent(r.Recorder, wr, "Restore", string(phase), phase == backupv1alpha1.RestoreFailed, o)
 }
 
-// cleanUp deletes the Secret copy, and the Job after a success (a failed Job stays for logs until
-// the restore is deleted, which garbage-collects it through its owner reference).
+// cleanUp deletes the Secret copies, a Job still running (every terminal path stops the mover),
+// and the Job after a success (a failed Job stays for logs until the restore is deleted, which
+// garbage-collects it through its owner reference); then it frees the workspace.
 func (r *WorkspaceRestoreReconciler) cleanUp(ctx context.Context, wr *backupv1alpha1.WorkspaceRestore) error {
-	if err := deleteCredentialsCopy(ctx, r.Client, wr.Namespace, childName(wr.Name, "registry")); err != nil {
+	if err := deleteCredentialsCopies(ctx, r.Client, wr); err != nil {
 		return err
 	}
+	stop := stopMoverJob
 	if wr.Status.Phase == backupv1alpha1.RestoreSucceeded {
-		return deleteJob(ctx, r.Client, wr.Namespace, wr.Status.JobName)
+		stop = deleteOwnedJob
 	}
+	if err := stop(ctx, r.Client, r.APIReader, wr, wr.Status.JobName); err != nil {
+		return err
+	}
+	r.restores.release(wr.Namespace, wr.Spec.WorkspaceName, wr.Name)
 	return nil
 }
 
 // SetupWithManager registers the reconciler and its watches.
 func (r *WorkspaceRestoreReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if r.restores == nil {
+		r.restores = newRestoreLocks()
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&backupv1alpha1.WorkspaceRestore{}).
 		Owns(&batchv1.Job{}).
@@ -365,14 +445,19 @@ func (r *WorkspaceRestoreReconciler) restoresOfWorkspace(ctx context.Context, ob
 	return requestsFor(list.Items, func(wr *backupv1alpha1.WorkspaceRestore) bool { return !wr.Status.Phase.Finished() })
 }
 
-// restoresWaitingFor maps a safety backup (or a source backup) to the restores in its namespace
-// that name it.
+// restoresWaitingFor maps a backup to the unfinished restores in its namespace that name it (as
+// safety or source backup) or that may wait for it to leave their workspace's storage.
 func (r *WorkspaceRestoreReconciler) restoresWaitingFor(ctx context.Context, obj client.Object) []ctrl.Request {
+	b, ok := obj.(*backupv1alpha1.WorkspaceBackup)
+	if !ok {
+		return nil
+	}
 	list := &backupv1alpha1.WorkspaceRestoreList{}
-	if err := r.List(ctx, list, client.InNamespace(obj.GetNamespace())); err != nil {
+	if err := r.List(ctx, list, client.InNamespace(b.Namespace)); err != nil {
 		return nil
 	}
 	return requestsFor(list.Items, func(wr *backupv1alpha1.WorkspaceRestore) bool {
-		return !wr.Status.Phase.Finished() && (wr.Status.SafetyBackupName == obj.GetName() || wr.Spec.BackupName == obj.GetName())
+		return !wr.Status.Phase.Finished() && (wr.Status.SafetyBackupName == b.Name || wr.Spec.BackupName == b.Name ||
+			wr.Spec.WorkspaceName == b.Spec.WorkspaceName)
 	})
 }

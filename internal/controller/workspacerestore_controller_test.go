@@ -28,7 +28,7 @@ func finishedBackup(f backupFixture, phase backupv1alpha1.BackupPhase) *backupv1
 	got := getBackup(b)
 	got.Status.Phase = phase
 	got.Status.Artifact = &backupv1alpha1.ArtifactStatus{
-		Reference: "127.0.0.1:1/backups/" + f.Namespace + "/ws:20261126T020000Z", Digest: testDigest,
+		Reference: f.Policy.Spec.Registry.Repository + "/" + f.Namespace + "/ws:20261126T020000Z", Digest: testDigest,
 	}
 	Expect(k8sClient.Status().Update(ctx, got)).To(Succeed())
 	return got
@@ -111,7 +111,7 @@ var _ = Describe("WorkspaceRestore reconciler", func() {
 		job := restoreJob(wr)
 		pod := job.Spec.Template.Spec
 		cmd := strings.Join(pod.Containers[0].Command, " ")
-		Expect(cmd).To(HavePrefix("/mover restore --target /workspace-storage/projects --reference 127.0.0.1:1/backups/" +
+		Expect(cmd).To(HavePrefix("/mover restore --target /workspace-storage/projects --reference " + f.Policy.Spec.Registry.Repository + "/" +
 			f.Namespace + "/ws@" + testDigest))
 		Expect(cmd).NotTo(ContainSubstring("--overwrite"))
 		Expect(pod.Volumes[0].PersistentVolumeClaim.ReadOnly).To(BeFalse())
@@ -147,7 +147,7 @@ var _ = Describe("WorkspaceRestore reconciler", func() {
 		Entry("another namespace's artifact", func(f backupFixture) backupv1alpha1.WorkspaceRestoreSpec {
 			stoppedWorkspace(f.Namespace, "ws")
 			return backupv1alpha1.WorkspaceRestoreSpec{WorkspaceName: "ws", PolicyName: f.Policy.Name,
-				ArtifactReference: "127.0.0.1:1/backups/someone-else/ws:20261126T020000Z"}
+				ArtifactReference: f.Policy.Spec.Registry.Repository + "/someone-else/ws:20261126T020000Z"}
 		}, backupv1alpha1.ReasonPolicyNotApplicable, "allowCrossNamespaceRestore"),
 		Entry("an artifact outside the policy's repository", func(f backupFixture) backupv1alpha1.WorkspaceRestoreSpec {
 			stoppedWorkspace(f.Namespace, "ws")
@@ -157,11 +157,11 @@ var _ = Describe("WorkspaceRestore reconciler", func() {
 		Entry("a workspace that never started", func(f backupFixture) backupv1alpha1.WorkspaceRestoreSpec {
 			createWorkspace(testWorkspace{Namespace: f.Namespace, Name: "fresh", StorageType: storagePerWorkspace, ID: " "})
 			return backupv1alpha1.WorkspaceRestoreSpec{WorkspaceName: "fresh", PolicyName: f.Policy.Name,
-				ArtifactReference: "127.0.0.1:1/backups/" + f.Namespace + "/fresh:1"}
+				ArtifactReference: f.Policy.Spec.Registry.Repository + "/" + f.Namespace + "/fresh@" + testDigest}
 		}, backupv1alpha1.ReasonNoWorkspaceStorage, "controller.devfile.io/restore-workspace"),
 		Entry("workspace missing", func(f backupFixture) backupv1alpha1.WorkspaceRestoreSpec {
 			return backupv1alpha1.WorkspaceRestoreSpec{WorkspaceName: "ghost", PolicyName: f.Policy.Name,
-				ArtifactReference: "127.0.0.1:1/backups/" + f.Namespace + "/ghost:1"}
+				ArtifactReference: f.Policy.Spec.Registry.Repository + "/" + f.Namespace + "/ghost@" + testDigest}
 		}, backupv1alpha1.ReasonWorkspaceNotFound, "spec.workspaceName"),
 	)
 
@@ -169,9 +169,9 @@ var _ = Describe("WorkspaceRestore reconciler", func() {
 		f := newBackupFixture(func(p *backupv1alpha1.BackupPolicy) { p.Spec.AllowCrossNamespaceRestore = true })
 		stoppedWorkspace(f.Namespace, "ws")
 		wr := newRestore(f.Namespace, backupv1alpha1.WorkspaceRestoreSpec{WorkspaceName: "ws", PolicyName: f.Policy.Name,
-			ArtifactReference: "127.0.0.1:1/backups/someone-else/ws@" + testDigest})
+			ArtifactReference: f.Policy.Spec.Registry.Repository + "/someone-else/ws@" + testDigest})
 		eventuallyRestorePhase(wr, backupv1alpha1.RestoreRunning)
-		Expect(restoreJob(wr).Spec.Template.Spec.Containers[0].Command).To(ContainElement("127.0.0.1:1/backups/someone-else/ws@" + testDigest))
+		Expect(restoreJob(wr).Spec.Template.Spec.Containers[0].Command).To(ContainElement(f.Policy.Spec.Registry.Repository + "/someone-else/ws@" + testDigest))
 	})
 
 	It("waits while the workspace runs and never writes into it", func() {
