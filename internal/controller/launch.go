@@ -94,12 +94,15 @@ type moverLaunch struct {
 // invalid job override) fails with JobRefused and the API's message.
 func launchMover(ctx context.Context, c client.Client, reader client.Reader, l moverLaunch) (*batchv1.Job, error) {
 	ns := l.Owner.GetNamespace()
-	existing, err := getJob(ctx, c, reader, ns, l.JobName)
-	if err != nil {
-		return nil, err
-	}
-	if existing != nil {
+	// The cache holds the operator's Jobs: one made by an earlier attempt is adopted without a new
+	// Secret copy. Anything else of that name shows up as AlreadyExists below.
+	existing := &batchv1.Job{}
+	err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: l.JobName}, existing)
+	switch {
+	case err == nil:
 		return adoptJob(existing, l.Owner)
+	case !apierrors.IsNotFound(err):
+		return nil, fmt.Errorf("get Job %s/%s: %w", ns, l.JobName, err)
 	}
 	creds, err := l.Credentials()
 	if err != nil {

@@ -77,7 +77,7 @@ type WorkspaceBackupReconciler struct {
 // +kubebuilder:rbac:groups="",resources=events,verbs=list
 // +kubebuilder:rbac:groups=storage.k8s.io,resources=volumeattachments,verbs=get;list;watch
 // +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create;delete
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=create;delete
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=create;delete;deletecollection
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get,resourceNames=dwbackup-registry-auth
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 

@@ -154,6 +154,23 @@ var _ = Describe("WorkspaceRestore reconciler", func() {
 			return backupv1alpha1.WorkspaceRestoreSpec{WorkspaceName: "ws", PolicyName: f.Policy.Name,
 				ArtifactReference: "evil.example.com/backups/" + f.Namespace + "/ws:1"}
 		}, backupv1alpha1.ReasonPolicyNotApplicable, "spec.artifactReference"),
+		Entry("a backup whose artifact lies in another namespace's repository", func(f backupFixture) backupv1alpha1.WorkspaceRestoreSpec {
+			stoppedWorkspace(f.Namespace, "ws")
+			b := finishedBackup(f, backupv1alpha1.BackupSucceeded)
+			b.Status.Artifact.Reference = f.Policy.Spec.Registry.Repository + "/someone-else/ws:nightly-20261126T020000Z"
+			Expect(k8sClient.Status().Update(ctx, b)).To(Succeed())
+			return backupv1alpha1.WorkspaceRestoreSpec{WorkspaceName: "ws", BackupName: b.Name}
+		}, backupv1alpha1.ReasonPolicyNotApplicable, "spec.backupName"),
+		Entry("an artifact deeper than one workspace below the namespace", func(f backupFixture) backupv1alpha1.WorkspaceRestoreSpec {
+			stoppedWorkspace(f.Namespace, "ws")
+			return backupv1alpha1.WorkspaceRestoreSpec{WorkspaceName: "ws", PolicyName: f.Policy.Name,
+				ArtifactReference: f.Policy.Spec.Registry.Repository + "/" + f.Namespace + "/ws/other-policy@" + testDigest}
+		}, backupv1alpha1.ReasonPolicyNotApplicable, "spec.artifactReference"),
+		Entry("a tag the registry does not have", func(f backupFixture) backupv1alpha1.WorkspaceRestoreSpec {
+			stoppedWorkspace(f.Namespace, "ws")
+			return backupv1alpha1.WorkspaceRestoreSpec{WorkspaceName: "ws", PolicyName: f.Policy.Name,
+				ArtifactReference: f.Policy.Spec.Registry.Repository + "/" + f.Namespace + "/ws:never-pushed"}
+		}, backupv1alpha1.ReasonArtifactNotFound, "never-pushed"),
 		Entry("a workspace that never started", func(f backupFixture) backupv1alpha1.WorkspaceRestoreSpec {
 			createWorkspace(testWorkspace{Namespace: f.Namespace, Name: "fresh", StorageType: storagePerWorkspace, ID: " "})
 			return backupv1alpha1.WorkspaceRestoreSpec{WorkspaceName: "fresh", PolicyName: f.Policy.Name,
