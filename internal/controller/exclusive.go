@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 
 	batchv1 "k8s.io/api/batch/v1"
@@ -50,6 +51,17 @@ func (l *restoreLocks) release(namespace, workspace, restore string) {
 	key := lockKey(namespace, workspace)
 	if l.held[key] == restore {
 		delete(l.held, key)
+	}
+}
+
+// releaseAll frees every workspace of namespace that restore holds (the restore is gone).
+func (l *restoreLocks) releaseAll(namespace, restore string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for key, holder := range l.held {
+		if holder == restore && strings.HasPrefix(key, namespace+"/") {
+			delete(l.held, key)
+		}
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	backupv1alpha1 "github.com/dwbackup/devworkspace-backup-operator/api/v1alpha1"
+	"github.com/dwbackup/devworkspace-backup-operator/internal/registry"
 )
 
 // terminalError ends a backup or restore with a reason: it is recorded once and never retried.
@@ -62,6 +63,16 @@ func (l *launchRetries) forget(uid types.UID) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	delete(l.first, uid)
+}
+
+// givenUp is the terminal error for a transient error that lasted longer than launchRetryWindow:
+// the registry's reason when the registry failed, else JobRefused.
+func givenUp(err error, what string) *terminalError {
+	reason := string(registry.ReasonOf(err))
+	if reason == "" {
+		reason = backupv1alpha1.ReasonJobRefused
+	}
+	return &terminalError{reason: reason, message: fmt.Sprintf("%s kept failing for %s: %v", what, launchRetryWindow, err)}
 }
 
 // refusedForGood reports an API answer that a retry of the same request cannot change: an

@@ -84,6 +84,14 @@ func TestRestoreLocks(t *testing.T) {
 	if h := l.acquire("ns", "ws", "r2"); h != "" {
 		t.Fatal("released lock not free")
 	}
+	l.releaseAll("other", "r2") // a restore of that name in another namespace is gone
+	if l.holder("ns", "ws") != "r2" {
+		t.Fatal("releaseAll freed another namespace's lock")
+	}
+	l.releaseAll("ns", "r2") // the restore was deleted while it held the workspace
+	if l.holder("ns", "ws") != "" || l.holder("other", "ws") != "" {
+		t.Fatal("releaseAll left a lock of the deleted restore")
+	}
 }
 
 func TestReferenceAllowed(t *testing.T) {

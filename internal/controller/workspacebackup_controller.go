@@ -37,7 +37,6 @@ import (
 	backupv1alpha1 "github.com/dwbackup/devworkspace-backup-operator/api/v1alpha1"
 	"github.com/dwbackup/devworkspace-backup-operator/internal/dwo"
 	"github.com/dwbackup/devworkspace-backup-operator/internal/mover"
-	"github.com/dwbackup/devworkspace-backup-operator/internal/registry"
 )
 
 // pollNoPods is how often a Job whose pod does not appear is checked for a FailedCreate Event.
@@ -200,7 +199,8 @@ func (r *WorkspaceBackupReconciler) start(ctx context.Context, b *backupv1alpha1
 			r.wait(b, backupv1alpha1.ReasonWaitingForRestore, fmt.Sprintf(
 				"WorkspaceRestore %s is restoring DevWorkspace %s; the backup starts when it ends", restore, ws.Name))
 		}
-		return ctrl.Result{}, err
+		// The restore's end wakes this backup; the requeue is only a safety net.
+		return ctrl.Result{RequeueAfter: time.Minute}, err
 	}
 	// The concurrency slot comes before the storage: resolving it reads DWO's configuration from the
 	// API server, and thousands of backups of one slot wait here, each woken again and again.
@@ -248,8 +248,7 @@ func (r *WorkspaceBackupReconciler) failLaunch(b *backupv1alpha1.WorkspaceBackup
 		return err
 	}
 	if !ok {
-		t = &terminalError{reason: backupv1alpha1.ReasonJobRefused, message: fmt.Sprintf(
-			"the mover Job could not be created for %s: %v", launchRetryWindow, err)}
+		t = givenUp(err, "creating the mover Job")
 	}
 	r.retries.forget(b.UID)
 	r.finish(b, backupv1alpha1.BackupFailed, outcome{stalled: true, reason: t.reason, message: t.message})
@@ -336,7 +335,7 @@ func (r *WorkspaceBackupReconciler) recordArtifact(ctx context.Context, b *backu
 	if err != nil {
 		if t, ok := asTerminal(err); ok || r.retries.giveUp(b.UID, r.Clock.Now()) {
 			if !ok {
-				t = &terminalError{reason: string(registry.ReasonOf(err)), message: err.Error()}
+				t = givenUp(err, "reading the tag from the registry")
 			}
 			r.retries.forget(b.UID)
 			r.finish(b, backupv1alpha1.BackupFailed, outcome{stalled: true, reason: t.reason, message: fmt.Sprintf(

@@ -42,7 +42,7 @@ var _ = Describe("WorkspaceBackup reconciler", func() {
 		cmd := strings.Join(job.Spec.Template.Spec.Containers[0].Command, " ")
 		Expect(cmd).To(HavePrefix("/mover backup --source /workspace-storage/projects"))
 		Expect(cmd).To(ContainSubstring("--repository " + f.Policy.Spec.Registry.Repository + "/" + f.Namespace + "/my-ws"))
-		Expect(cmd).To(MatchRegexp(`--tag `+f.Policy.Name+`-\d{8}T\d{6}Z-[0-9a-f]{6}`))
+		Expect(cmd).To(MatchRegexp(`--tag ` + f.Policy.Name + `-\d{8}T\d{6}Z-[0-9a-f]{6}`))
 		Expect(job.Spec.Template.Spec.Containers[0].Image).To(Equal(testOpts.MoverImage))
 		Expect(*job.Spec.Template.Spec.SecurityContext.RunAsUser).To(BeEquivalentTo(1234), "DWO's default user")
 

@@ -61,6 +61,9 @@ type WorkspaceRestoreReconciler struct {
 func (r *WorkspaceRestoreReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	restore := &backupv1alpha1.WorkspaceRestore{}
 	if err := r.Get(ctx, req.NamespacedName, restore); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.restores.releaseAll(req.Namespace, req.Name) // deleted while it held its workspace
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if restore.Status.Phase.Finished() || !restore.DeletionTimestamp.IsZero() {
@@ -292,8 +295,7 @@ func (r *WorkspaceRestoreReconciler) failLaunch(wr *backupv1alpha1.WorkspaceRest
 		return err
 	}
 	if !ok {
-		t = &terminalError{reason: backupv1alpha1.ReasonJobRefused, message: fmt.Sprintf(
-			"the restore could not be started for %s: %v", launchRetryWindow, err)}
+		t = givenUp(err, "starting the restore")
 	}
 	r.retries.forget(wr.UID)
 	r.finish(wr, backupv1alpha1.RestoreFailed, outcome{stalled: true, reason: t.reason, message: t.message})

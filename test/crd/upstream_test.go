@@ -3,7 +3,9 @@
 package crd_test
 
 import (
+	"compress/gzip"
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -17,21 +19,37 @@ import (
 	"github.com/dwbackup/devworkspace-backup-operator/internal/testenv"
 )
 
-// upstreamFixtures is where the workplace keeps DWO's CRD and samples; the project does not need it.
-var upstreamFixtures = filepath.Join(testenv.RepoRoot(), "..", "shared", "fixtures")
+// upstreamFixtures holds DevWorkspace Operator's own CRD (gzip, 560 KB unpacked) and sample
+// DevWorkspaces, copied from github.com/devfile/devworkspace-operator (Apache-2.0): data to check
+// the trimmed CRD against, not code (testdata/dwo/README.md).
+var upstreamFixtures = filepath.Join(testenv.RepoRoot(), "test", "crd", "testdata", "dwo")
 
 func TestSamplesAgainstUpstreamCRD(t *testing.T) {
-	crd := filepath.Join(upstreamFixtures, "workspace.devfile.io_devworkspaces.yaml")
-	if _, err := os.Stat(crd); err != nil {
-		t.Skipf("DWO's upstream CRD is not at %s; the trimmed fixture is tested by the controller suites", crd)
+	dir := t.TempDir()
+	in, err := os.Open(filepath.Join(upstreamFixtures, "workspace.devfile.io_devworkspaces.yaml.gz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = in.Close() }()
+	zr, err := gzip.NewReader(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crd := filepath.Join(dir, "workspace.devfile.io_devworkspaces.yaml")
+	out, err := os.Create(crd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(out, zr); err != nil {
+		t.Fatal(err)
+	}
+	if err := out.Close(); err != nil {
+		t.Fatal(err)
 	}
 	runSamples(t, []string{crd})
 }
 
 func TestSamplesAgainstTrimmedCRD(t *testing.T) {
-	if _, err := os.Stat(filepath.Join(upstreamFixtures, "devworkspace-plain.yaml")); err != nil {
-		t.Skipf("DWO's sample DevWorkspaces are not in %s", upstreamFixtures)
-	}
 	runSamples(t, []string{filepath.Join(testenv.RepoRoot(), "test", "crd", "workspace.devfile.io_devworkspaces.yaml")})
 }
 
@@ -67,7 +85,7 @@ func runSamples(t *testing.T, crdPaths []string) {
 		if err := c.Create(ctx, dw); err != nil {
 			t.Fatalf("%s: create: %v", filepath.Base(f), err)
 		}
-		// The status DWO writes for a stopped workspace (FACTS 5).
+		// The status DWO writes for a stopped workspace (docs/architecture.md, "DevWorkspaces").
 		status := map[string]any{
 			"phase":          "Stopped",
 			"devworkspaceId": "workspace0123456789abcdef",
