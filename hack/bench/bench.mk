@@ -1,4 +1,4 @@
-# Benchmarks of the mover and the control plane (DESIGN 6). Included by the Makefile:
+# Benchmarks of the mover and the control plane (docs/benchmarks.md). Included by the Makefile:
 #   include hack/bench/bench.mk
 # Uses ORAS and LOCALBIN from the Makefile; run as root to let it install pigz.
 

@@ -17,7 +17,7 @@ REPOSITORY=$LOCAL_REGISTRY/demo
 LABEL=dwbackup.io/demo
 DATA=$LOCAL_CLUSTER_DIR/demo
 # DWO's default pod security context on Kubernetes: the mover runs as the workspace's user, and
-# hostPath volumes ignore fsGroup, so the files belong to that user (FACTS 5 and 6).
+# hostPath volumes ignore fsGroup, so the files belong to that user (docs/local-cluster.md).
 WS_UID=1234
 WS_GID=0
 # namespace workspace storage-type (common = no attribute, as DWO's default)
@@ -50,14 +50,14 @@ metadata:
   name: $1
   labels:
     $LABEL: "true"
-    # hostNetwork, the only pod network of the local cluster, fails the baseline level (FACTS 6).
+    # hostNetwork, the only pod network of the local cluster, fails the baseline level (docs/local-cluster.md).
     pod-security.kubernetes.io/enforce: privileged
     pod-security.kubernetes.io/warn: restricted
     pod-security.kubernetes.io/audit: restricted
 EOF
 }
 
-# claim NS NAME: a hostPath PV and a PVC bound to it by name (FACTS 3); prints the host directory.
+# claim NS NAME: a hostPath PV and a PVC bound to it by name (docs/local-cluster.md); prints the host directory.
 claim() {
   local ns=$1 name=$2 dir=$DATA/$1/$2
   mkdir -p "$dir"

@@ -24,7 +24,7 @@ SCHEDULER_PORT=${SCHEDULER_PORT:-20259}
 LOCAL_REGISTRY=127.0.0.1:$REGISTRY_PORT
 PAUSE_IMAGE=$LOCAL_REGISTRY/dwbackup/pause:local
 # The node name must equal the CN of the kubelet's client certificate (NodeRestriction) and resolve
-# to 127.0.0.1, because the API server reaches the kubelet by hostname (FACTS 3).
+# to 127.0.0.1, because the API server reaches the kubelet by hostname (docs/local-cluster.md).
 NODE_NAME=${NODE_NAME:-$(hostname | tr '[:upper:]' '[:lower:]')}
 
 PKI=$LOCAL_CLUSTER_DIR/pki
@@ -37,7 +37,7 @@ KUBELET_DIR=$LOCAL_CLUSTER_DIR/kubelet
 KUBECONFIG_ADMIN=$LOCAL_CLUSTER_DIR/kubeconfig
 
 # Host paths that kubelet or containerd use whatever they are told; down.sh removes the ones up.sh
-# found absent (FACTS 3).
+# found absent (docs/local-cluster.md).
 HOST_PATHS=(/var/lib/kubelet /var/log/containers /var/log/pods /run/containerd)
 SYSCTLS=(vm.overcommit_memory kernel.panic kernel.panic_on_oops)
 KUBE_CHAINS=(KUBE-FIREWALL KUBE-KUBELET-CANARY KUBE-IPTABLES-HINT)

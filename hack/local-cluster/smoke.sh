@@ -16,8 +16,8 @@ NS=dwbackup-smoke
 WS=smoke-ws
 POLICY=dwbackup-smoke
 BACKUP=smoke-manual
-# DWO's default pod security context on Kubernetes (FACTS 5): the mover runs as the workspace user.
-# hostPath volumes ignore fsGroup (FACTS 6), so the files must already belong to that user.
+# DWO's default pod security context on Kubernetes (docs/architecture.md, "DevWorkspaces"): the mover runs as the workspace user.
+# hostPath volumes ignore fsGroup (docs/local-cluster.md), so the files must already belong to that user.
 WS_UID=1234
 WS_GID=0
 WS_ID=workspace$(openssl rand -hex 8)
@@ -87,7 +87,7 @@ kind: Namespace
 metadata:
   name: $NS
   labels:
-    # hostNetwork (the only pod network of this cluster) fails the baseline level (FACTS 6).
+    # hostNetwork (the only pod network of this cluster) fails the baseline level (docs/local-cluster.md).
     pod-security.kubernetes.io/enforce: privileged
     pod-security.kubernetes.io/warn: restricted
     pod-security.kubernetes.io/audit: restricted
@@ -119,7 +119,7 @@ metadata:
 spec:
   accessModes: [ReadWriteOnce]
   storageClassName: ""
-  # Named volume: binds at once instead of after the binder's next pass (FACTS 3).
+  # Named volume: binds at once instead of after the binder's next pass (docs/local-cluster.md).
   volumeName: $PV
   resources:
     requests: {storage: 1Gi}
@@ -227,7 +227,7 @@ check_artifact() {
   fi
 }
 
-# run_direct_job runs the mover the way DESIGN 4 says the controller does (claim root mounted
+# run_direct_job runs the mover the way the controller does (docs/mover-contract.md) (claim root mounted
 # read-only, --source <mount>/projects, the workspace's user, host network on this cluster), without
 # the controller: it checks the image, the mover, the node and the registry while the controllers
 # are not there yet. Used with --direct-job.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Brings up a single-node Kubernetes cluster on 127.0.0.1 for this project (FACTS 3): etcd,
+# Brings up a single-node Kubernetes cluster on 127.0.0.1 for this project (docs/local-cluster.md): etcd,
 # kube-apiserver, kube-controller-manager, kube-scheduler, kubelet (built from Go modules into bin/),
 # containerd + runc from apt with their own config, socket, root and state, and a docker-registry on
 # 127.0.0.1:$REGISTRY_PORT that containerd pulls from over plain HTTP. Loopback only: pods must use
@@ -139,7 +139,7 @@ log:
 storage:
   filesystem:
     rootdirectory: $LOCAL_CLUSTER_DIR/registry/data
-  # The operator prunes old backups; distribution deletes nothing without this (FACTS 6).
+  # The operator prunes old backups; distribution deletes nothing without this (docs/local-cluster.md).
   delete:
     enabled: true
 http:

@@ -58,7 +58,7 @@ const (
 	eventInvalidPolicy    = "InvalidPolicy"
 )
 
-// BackupPolicyReconciler turns a policy's schedule slots into WorkspaceBackups (DESIGN 4). It
+// BackupPolicyReconciler turns a policy's schedule slots into WorkspaceBackups (docs/architecture.md, "Control flow"). It
 // never runs a backup itself and writes nothing but WorkspaceBackups, the policy's status and
 // Events.
 type BackupPolicyReconciler struct {

@@ -22,7 +22,7 @@ import (
 // DevWorkspaceGVK is DWO's DevWorkspace kind.
 var DevWorkspaceGVK = dwo.GroupVersion.WithKind("DevWorkspace")
 
-// DevWorkspace attributes the operator reads (FACTS 5).
+// DevWorkspace attributes the operator reads (docs/architecture.md, "DevWorkspaces").
 const (
 	attrStorageType     = "controller.devfile.io/storage-type"
 	attrDevWorkspaceCfg = "controller.devfile.io/devworkspace-config"

@@ -29,7 +29,7 @@ type dwoSettings struct {
 	PodSecurityContext *corev1.PodSecurityContext
 }
 
-// dwoDefaultPodSecurityContext is DWO's Kubernetes default (FACTS 5).
+// dwoDefaultPodSecurityContext is DWO's Kubernetes default (docs/architecture.md, "DevWorkspaces").
 func dwoDefaultPodSecurityContext() *corev1.PodSecurityContext {
 	return &corev1.PodSecurityContext{
 		RunAsUser:    ptr.To[int64](1234),

@@ -178,7 +178,7 @@ func buildMoverJob(p moverJobParams) *batchv1.Job {
 	}
 }
 
-// backupArgs is the `mover backup` command line (DESIGN 5).
+// backupArgs is the `mover backup` command line (docs/mover-contract.md).
 func backupArgs(sourcePath, repository, tag string, created time.Time, workspaceName, namespace, workspaceID string,
 	withAuth, withCA, insecure bool) []string {
 	return append([]string{"backup",
@@ -192,7 +192,7 @@ func backupArgs(sourcePath, repository, tag string, created time.Time, workspace
 	}, registryArgs(withAuth, withCA, insecure)...)
 }
 
-// restoreArgs is the `mover restore` command line (DESIGN 5).
+// restoreArgs is the `mover restore` command line (docs/mover-contract.md).
 func restoreArgs(targetPath, reference string, overwrite, withAuth, withCA, insecure bool) []string {
 	args := []string{"restore", "--target", storageMountPath + "/" + targetPath, "--reference", reference}
 	if overwrite {

@@ -6,7 +6,7 @@ import (
 	"k8s.io/utils/clock"
 )
 
-// Options are the manager settings every reconciler shares (DESIGN 4 "Manager settings").
+// Options are the manager settings every reconciler shares (docs/architecture.md, "Manager settings").
 type Options struct {
 	// OperatorNamespace holds the policies' registry Secrets and CA ConfigMaps (POD_NAMESPACE).
 	OperatorNamespace string

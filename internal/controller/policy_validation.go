@@ -40,7 +40,7 @@ type validPolicy struct {
 	deadline  time.Duration
 }
 
-// descriptors are the only @-schedules DESIGN 3 accepts (robfig also knows @every, @midnight and
+// descriptors are the only @-schedules the API accepts (robfig also knows @every, @midnight and
 // @annually).
 var descriptors = map[string]bool{"@yearly": true, "@monthly": true, "@weekly": true, "@daily": true, "@hourly": true}
 

@@ -10,7 +10,7 @@ import (
 	backupv1alpha1 "github.com/dwbackup/devworkspace-backup-operator/api/v1alpha1"
 )
 
-// Selection: which workspaces a slot backs up (DESIGN 4). Everything here is pure: the reconciler
+// Selection: which workspaces a slot backs up (docs/architecture.md, "Control flow"). Everything here is pure: the reconciler
 // reads namespaces, workspaces and backups from the cache and passes them in.
 
 // selectors are a policy's parsed namespaceSelector and workspaceSelector.
@@ -94,7 +94,7 @@ func backupWorkspaceID(b *backupv1alpha1.WorkspaceBackup) string {
 	return b.Status.WorkspaceID
 }
 
-// selectWorkspaces applies DESIGN 4 "Which workspaces a slot backs up" to workspaces, given the
+// selectWorkspaces applies the selection rules of docs/policy.md to workspaces, given the
 // namespaces (by name) and this policy's backup history.
 func selectWorkspaces(sel selectors, namespaces map[string]namespaceInfo, workspaces []workspace,
 	history map[workspaceKey]backupHistory) selection {

@@ -4,7 +4,7 @@ import (
 	"path"
 )
 
-// DWO's PVC names (FACTS 5).
+// DWO's PVC names (docs/architecture.md, "DevWorkspaces").
 const (
 	defaultCommonPVCName  = "claim-devworkspace"
 	legacyCommonPVCName   = "claim-che-workspace"

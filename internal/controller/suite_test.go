@@ -24,7 +24,7 @@ import (
 
 // The reconciler specs run the real manager (cache, indexes, watches, all three reconcilers)
 // against an envtest API server. Time is a fake clock the specs step; envtest runs no Job, PV or
-// Pod controllers, so specs play their part through the status subresource (FACTS 6).
+// Pod controllers, so specs play their part through the status subresource (docs/architecture.md, "Tests").
 
 const operatorNamespace = "dwbackup-system"
 

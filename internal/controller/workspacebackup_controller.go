@@ -365,7 +365,7 @@ func (r *WorkspaceBackupReconciler) recordArtifact(ctx context.Context, b *backu
 
 // waitForSlot keeps a backup waiting for a concurrency slot. A new backup stays as it is: it
 // already reads as Pending (a schema default), and the thousands of backups a slot creates would
-// otherwise each cost a status write for nothing (DESIGN 4 budget: create, Running, final). A
+// otherwise each cost a status write for nothing (the write budget of docs/backups.md: create, Running, final). A
 // backup that was Pending for another reason says that it now waits for a slot.
 func (r *WorkspaceBackupReconciler) waitForSlot(b *backupv1alpha1.WorkspaceBackup, policy *backupv1alpha1.BackupPolicy) {
 	if isNewBackup(b) {

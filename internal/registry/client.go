@@ -172,7 +172,7 @@ func (c *Client) Resolve(ctx context.Context, ref string) (Descriptor, error) {
 
 // DeleteTag removes one tag (ref is repo:tag). Registries without tag deletion
 // (distribution 2.x) fail with ReasonUnsupported: the caller then decides
-// whether deleting the manifest by digest is safe (DESIGN 4 Retention).
+// whether deleting the manifest by digest is safe (docs/backups.md, "Retention and artifacts").
 func (c *Client) DeleteTag(ctx context.Context, ref string) error {
 	r, parsed, err := c.OpenReference(ctx, ref, Delete)
 	if err != nil {

@@ -15,7 +15,7 @@ import (
 func newBaseTransport(caFile string, caPEM []byte, insecure bool) (*http.Transport, error) {
 	tlsConfig := &tls.Config{MinVersion: tls.VersionTLS12}
 	if insecure {
-		tlsConfig.InsecureSkipVerify = true //nolint:gosec // explicit opt-in, DESIGN 3 registry.insecure
+		tlsConfig.InsecureSkipVerify = true //nolint:gosec // explicit opt-in, spec.registry.insecure
 	}
 	if caFile != "" || len(caPEM) > 0 {
 		pool, err := caPool(caFile, caPEM)

@@ -148,7 +148,7 @@ var _ = Describe("The operator on a real cluster", Ordered, ContinueOnFailure, f
 			WithTimeout(30*time.Second).WithPolling(100*time.Millisecond).Should(BeZero(), "the mover pod goes")
 		gone := time.Since(started)
 		AddReportEntry("mover pod gone after the workspace started", gone.Round(10*time.Millisecond).String())
-		// Product requirement (DESIGN 4, "a backup never holds up a developer"): the mover pod of
+		// Product requirement ("a backup never holds up a developer", docs/architecture.md): the mover pod of
 		// a workspace that starts must be gone, from the API server, within 10 s.
 		Expect(gone).To(BeNumerically("<", 10*time.Second))
 
@@ -223,7 +223,7 @@ var _ = Describe("The operator on a real cluster", Ordered, ContinueOnFailure, f
 			for _, b := range first {
 				Eventually(func() (bool, error) { return fx.gone(ctx, &b) }).Should(BeTrue(), "%s/%s pruned", b.Namespace, b.Name)
 			}
-			By("kept backups resolve; a pruned tag whose manifest a kept backup shares stays (DESIGN 4)")
+			By("kept backups resolve; a pruned tag whose manifest a kept backup shares stays (docs/architecture.md, "Control flow")")
 			for _, w := range withStorage {
 				kept, pruned := second[w.String()], first[w.String()]
 				Expect(env.client.Get(ctx, client.ObjectKeyFromObject(&kept), &kept)).To(Succeed())

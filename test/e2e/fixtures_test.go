@@ -41,7 +41,7 @@ const (
 	storageCommon   = "common"
 	storagePerUser  = "per-user"
 	storageEphem    = "ephemeral"
-	commonClaim     = "claim-devworkspace" // DWO's default common PVC name (FACTS 5)
+	commonClaim     = "claim-devworkspace" // DWO's default common PVC name (docs/architecture.md, "DevWorkspaces")
 	everyMinute     = "*/1 * * * *"
 )
 
@@ -93,7 +93,7 @@ func (f *fixtures) labels(extra map[string]string) map[string]string {
 
 // createNamespace creates e2e-<run>-<suffix>. hostNetwork, the only pod network of the local
 // cluster, fails the baseline level, so enforce is privileged; warn and audit stay restricted
-// (FACTS 6).
+// (docs/local-cluster.md).
 func (f *fixtures) createNamespace(ctx context.Context, suffix string) string {
 	GinkgoHelper()
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
@@ -121,7 +121,7 @@ func (w *workspace) String() string { return w.Namespace + "/" + w.Name }
 
 func (w *workspace) hasStorage() bool { return w.StorageType != storageEphem }
 
-// claimName and sourcePath resolve storage as DWO does (DESIGN 4).
+// claimName and sourcePath resolve storage as DWO does (docs/architecture.md, "Control flow").
 func (w *workspace) claimName() string {
 	if w.StorageType == storagePerWS {
 		return "storage-" + w.ID
@@ -183,7 +183,7 @@ func randomHex(n int) string {
 }
 
 // ensureClaim creates, once per namespace and claim, a hostPath PV and a PVC bound to it by
-// volumeName (binds at once: FACTS 3), and returns the PV's host directory.
+// volumeName (binds at once: docs/local-cluster.md), and returns the PV's host directory.
 func (f *fixtures) ensureClaim(ctx context.Context, ns, claim string) string {
 	GinkgoHelper()
 	key := ns + "/" + claim

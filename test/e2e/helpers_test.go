@@ -151,7 +151,7 @@ func killManager(ctx context.Context) {
 
 // restrictedViolations runs a pod through the Pod Security Admission evaluator at the restricted
 // level (latest version) and returns every failed check except the host-namespaces one that the
-// local cluster's hostNetwork needs (FACTS 6); that one must name hostNetwork only.
+// local cluster's hostNetwork needs (docs/local-cluster.md); that one must name hostNetwork only.
 func restrictedViolations(pod *corev1.Pod) []string {
 	GinkgoHelper()
 	evaluator, err := psapolicy.NewEvaluator(psapolicy.DefaultChecks(), nil)

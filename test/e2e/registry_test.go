@@ -21,7 +21,7 @@ import (
 	. "github.com/onsi/gomega"
 )
 
-// dwoArtifactType is the artifactType of DWO's own backups, which ours must carry (DESIGN 5).
+// dwoArtifactType is the artifactType of DWO's own backups, which ours must carry (docs/mover-contract.md).
 const dwoArtifactType = "application/vnd.devworkspace.backup.artifact.v1+json"
 
 // oras runs the oras CLI against the local registry (plain HTTP on loopback).

@@ -1,4 +1,4 @@
-// Package bars prints the PASS/MISS lines with which the benchmarks check DESIGN 6.
+// Package bars prints the PASS/MISS lines with which the benchmarks check the bars of docs/benchmarks.md.
 package bars
 
 import (

@@ -1,4 +1,4 @@
-// Package gentree writes the deterministic workspace-like tree of DESIGN 6 that
+// Package gentree writes the deterministic workspace-like tree of docs/benchmarks.md that
 // the mover benchmark backs up: at scale 1, about 63k files and 1 GiB made of
 // source-like text, a 40k-file node_modules, a .git with packs and loose
 // objects, and 20 large binaries of which half are incompressible.

@@ -1,4 +1,4 @@
-// Command benchcontroller measures the control-plane bars of DESIGN 6 against a real
+// Command benchcontroller measures the control-plane bars of docs/benchmarks.md against a real
 // kube-apiserver and etcd (envtest), in one run on one machine:
 //
 //	go run ./hack/bench/cmd/benchcontroller -manager bin/manager [-scale 0.1]

@@ -15,7 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
-// Fields of DWO's API the benchmark writes (FACTS 5).
+// Fields of DWO's API the benchmark writes (docs/architecture.md, "DevWorkspaces").
 const (
 	attrStorageType = "controller.devfile.io/storage-type"
 	storagePerWS    = "per-workspace"

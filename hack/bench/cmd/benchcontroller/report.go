@@ -13,7 +13,7 @@ import (
 	"github.com/dwbackup/devworkspace-backup-operator/hack/bench/bars"
 )
 
-// Bars of DESIGN 6 "Control plane".
+// Bars of docs/benchmarks.md, "Control plane".
 const (
 	maxRatio         = 1.5
 	maxBackupWrites  = 3
@@ -149,7 +149,7 @@ func (r results) printPerBackup(w io.Writer) {
 	_, _ = fmt.Fprintln(w)
 }
 
-// checkBars prints each bar of DESIGN 6 "Control plane" and returns how many were missed.
+// checkBars prints each bar of docs/benchmarks.md, "Control plane" and returns how many were missed.
 func (r results) checkBars(w io.Writer) int {
 	finished, other := r.groups()
 	ratio := r.slotSeconds() / r.baseline.seconds

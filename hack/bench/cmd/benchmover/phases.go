@@ -133,7 +133,7 @@ func firstErr(errs ...error) error {
 func devNull() (*os.File, error) { return os.OpenFile(os.DevNull, os.O_WRONLY, 0) }
 
 // runAll runs every method in order; the tar | cat pass first also warms the
-// page cache, so every method reads a hot tree (DESIGN 6).
+// page cache, so every method reads a hot tree (docs/benchmarks.md).
 func (b *bench) runAll(ctx context.Context) ([]row, error) {
 	steps := []func(context.Context) (row, error){
 		b.tarCat, b.dwo, b.tarPigz,

@@ -55,7 +55,7 @@ func find(rows []row, k phase) row {
 	return row{seconds: 1}
 }
 
-// checkBars prints each bar of DESIGN 6 and returns how many were missed.
+// checkBars prints each bar of docs/benchmarks.md and returns how many were missed.
 func checkBars(w io.Writer, rows []row) int {
 	dwo, pigz := find(rows, phaseDWO), find(rows, phasePigz)
 	first, unchanged := find(rows, phaseFirst), find(rows, phaseUnchanged)

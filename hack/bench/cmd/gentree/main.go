@@ -1,4 +1,4 @@
-// Command gentree writes the benchmark's workspace-like tree (DESIGN 6):
+// Command gentree writes the benchmark's workspace-like tree (docs/benchmarks.md):
 //
 //	go run ./hack/bench/cmd/gentree -out /var/tmp/tree [-scale 0.1]
 package main
