@@ -223,7 +223,7 @@ var _ = Describe("The operator on a real cluster", Ordered, ContinueOnFailure, f
 			for _, b := range first {
 				Eventually(func() (bool, error) { return fx.gone(ctx, &b) }).Should(BeTrue(), "%s/%s pruned", b.Namespace, b.Name)
 			}
-			By("kept backups resolve; a pruned tag whose manifest a kept backup shares stays (docs/architecture.md, "Control flow")")
+			By("kept backups resolve; a pruned tag whose manifest a kept backup shares stays (docs/backups.md)")
 			for _, w := range withStorage {
 				kept, pruned := second[w.String()], first[w.String()]
 				Expect(env.client.Get(ctx, client.ObjectKeyFromObject(&kept), &kept)).To(Succeed())
