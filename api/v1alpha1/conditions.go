@@ -114,7 +114,7 @@ const (
 	// ReasonUnsafeEntry (mover): the archive holds an entry that would write outside the target.
 	ReasonUnsafeEntry = "UnsafeEntry"
 	// ReasonDigestMismatch (mover): the pulled content does not match its digest.
-	ReasonDigestMismatch = "DigestMismatch"
+	ReasonDigestMismatch   = "DigestMismatch"
 	ReasonArtifactNotFound = "ArtifactNotFound"
 	// ReasonTagExists (mover): the unique tag already points at another artifact; nothing was
 	// pushed under it and latest was not moved.
