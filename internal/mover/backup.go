@@ -24,7 +24,8 @@ type BackupOptions struct {
 	Namespace   string
 	WorkspaceID string
 	Registry    registry.Options
-	// Created overrides the backup time taken from the tag.
+	// Created is the backup time the manifest records (--created); zero takes it
+	// from the tag, and a tag without one records none.
 	Created time.Time
 	// Open opens source files by their full path; nil opens them relative to their
 	// directory. Tests count or fail reads with it.
@@ -126,7 +127,7 @@ func (b *backupRun) run(ctx context.Context) (Result, error) {
 	}
 	created := b.opts.Created
 	if created.IsZero() {
-		created = createdTime(b.opts.Tag, time.Now())
+		created = createdTime(b.opts.Tag)
 	}
 	manifest, err := buildManifest(layer, config, artifactMeta{workspace: b.opts.Workspace, namespace: b.opts.Namespace,
 		workspaceID: b.opts.WorkspaceID, created: created, files: files, bytes: bytes, fingerprint: fp})
@@ -197,8 +198,12 @@ func (b *backupRun) tagIfUnchanged(ctx context.Context) (Result, bool, error) {
 	}
 	files, _ := strconv.ParseInt(m.Annotations[AnnotationFiles], 10, 64)
 	bytes, _ := strconv.ParseInt(m.Annotations[AnnotationBytes], 10, 64)
+	since := m.Annotations[AnnotationCreated]
+	if since == "" {
+		since = "the backup " + latest.Digest.String()
+	}
 	return Result{Phase: PhaseSucceeded, Reason: ReasonUnchanged, Unchanged: true,
-		Message:   fmt.Sprintf("tree unchanged since %s: tagged the same artifact, read no file", m.Annotations[AnnotationCreated]),
+		Message:   fmt.Sprintf("tree unchanged since %s: tagged the same artifact, read no file", since),
 		Reference: b.repo.Reference(b.opts.Tag), Digest: latest.Digest.String(), SizeBytes: layer.Size,
 		Bytes: bytes, Files: files}, true, nil
 }

@@ -323,3 +323,25 @@ func registryAndTree(t *testing.T) (*registrytest.InProcess, string) {
 	makeTree(t, src)
 	return registrytest.NewInProcess(t, nil), src
 }
+
+// manifestAt reads and parses the manifest a reference names.
+func manifestAt(t testing.TB, ref string) ociManifest {
+	t.Helper()
+	c, err := registry.New(registry.Options{Insecure: true, Retry: fastRetry})
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo, r, err := c.OpenReference(context.Background(), ref, registry.Pull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := repo.GetManifest(context.Background(), r.Identifier())
+	if err != nil {
+		t.Fatalf("get %s: %v", ref, err)
+	}
+	pm, err := parseManifest(m.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pm
+}
