@@ -2,6 +2,8 @@ package mover
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +13,7 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/dwbackup/devworkspace-backup-operator/internal/registry"
 )
@@ -146,7 +149,7 @@ func (b *backupRun) run(ctx context.Context) (Result, error) {
 // publish puts the manifest under the unique tag, then moves latest, but only
 // while the run has not been cancelled: a SIGTERM never moves latest.
 func (b *backupRun) publish(ctx context.Context, manifest []byte) (string, error) {
-	digest, err := b.repo.PutManifest(ctx, b.opts.Tag, registry.MediaTypeOCIManifest, manifest)
+	digest, err := b.putUniqueTag(ctx, registry.MediaTypeOCIManifest, manifest)
 	if err != nil {
 		return "", err
 	}
@@ -157,6 +160,29 @@ func (b *backupRun) publish(ctx context.Context, manifest []byte) (string, error
 		return "", err
 	}
 	return digest.String(), nil
+}
+
+// putUniqueTag puts the manifest under the unique tag unless the tag already
+// names a manifest. A unique tag names one backup for ever (the controller
+// records its digest, and retention deletes by it): another digest there is
+// TagExists and nothing is put, while the same digest is a retried Job's own
+// push and succeeds (the manifest is deterministic, see createdTime).
+// Resolving and putting are two requests, so two runs racing for one tag are
+// not excluded; the controller runs one Job per tag.
+func (b *backupRun) putUniqueTag(ctx context.Context, mediaType string, manifest []byte) (v1.Hash, error) {
+	sum := sha256.Sum256(manifest)
+	ours := v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(sum[:])}
+	existing, err := b.repo.Resolve(ctx, b.opts.Tag)
+	switch {
+	case registry.ReasonOf(err) == registry.ReasonNotFound:
+		return b.repo.PutManifest(ctx, b.opts.Tag, mediaType, manifest)
+	case err != nil:
+		return v1.Hash{}, err
+	case existing.Digest != ours:
+		return v1.Hash{}, failf(ReasonTagExists, "tag %s already names %s, not this backup's %s: a unique tag is never moved",
+			b.opts.Tag, existing.Digest, ours)
+	}
+	return ours, nil
 }
 
 // treeFingerprint walks the tree with lstat only.
@@ -193,7 +219,7 @@ func (b *backupRun) tagIfUnchanged(ctx context.Context) (Result, bool, error) {
 	if err != nil || fp != m.Annotations[AnnotationTreeFingerprint] {
 		return Result{}, false, err
 	}
-	if _, err := b.repo.PutManifest(ctx, b.opts.Tag, latest.MediaType, latest.Bytes); err != nil {
+	if _, err := b.putUniqueTag(ctx, latest.MediaType, latest.Bytes); err != nil {
 		return Result{}, false, err
 	}
 	files, _ := strconv.ParseInt(m.Annotations[AnnotationFiles], 10, 64)

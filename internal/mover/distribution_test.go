@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/dwbackup/devworkspace-backup-operator/internal/registry/registrytest"
@@ -98,5 +99,31 @@ func TestWeRestoreDWOArtifact(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(target, "fifo")); err == nil {
 		t.Errorf("FIFO restored")
+	}
+}
+
+// The same rule against distribution: tree B under tree A's tag is refused and
+// moves nothing; tree A under its own tag again succeeds with the same digest.
+func TestDistributionUniqueTagNeverMoved(t *testing.T) {
+	d := registrytest.StartDistribution(t)
+	treeA, treeB := twoTrees(t)
+	ctx := context.Background()
+	const tag = "nightly-20261126T020000Z"
+	a := mustSucceed(t, Backup(ctx, backupOpts(d.Host, treeA, tag)))
+
+	b := Backup(ctx, backupOpts(d.Host, treeB, tag))
+	wantReason(t, b, ReasonTagExists)
+	if b.ExitCode() != ExitPermanent || !strings.Contains(b.Message, tag) {
+		t.Errorf("exit %d, message %q: want %d and the tag named", b.ExitCode(), b.Message, ExitPermanent)
+	}
+	for _, ref := range []string{a.Reference, d.Host + "/backups/ns/ws:" + LatestTag} {
+		if got := resolve(t, ref); got.String() != a.Digest {
+			t.Fatalf("%s names %s after the refused backup, want %s", ref, got, a.Digest)
+		}
+	}
+
+	again := mustSucceed(t, Backup(ctx, backupOpts(d.Host, treeA, tag)))
+	if again.Digest != a.Digest {
+		t.Fatalf("re-run of tree A gave %s, want %s", again.Digest, a.Digest)
 	}
 }

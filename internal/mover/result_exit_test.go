@@ -15,6 +15,7 @@ func TestExitCode(t *testing.T) {
 		{Result{Phase: PhaseFailed, Reason: ReasonUnauthorized}, ExitPermanent},
 		{Result{Phase: PhaseFailed, Reason: ReasonUnsafeEntry}, ExitPermanent},
 		{Result{Phase: PhaseFailed, Reason: ReasonUnreadableFile}, ExitPermanent},
+		{Result{Phase: PhaseFailed, Reason: ReasonTagExists}, ExitPermanent},
 	}
 	for _, tt := range tests {
 		if got := tt.result.ExitCode(); got != tt.want {
