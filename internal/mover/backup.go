@@ -7,13 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
 	"strconv"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"golang.org/x/sys/unix"
 
 	"github.com/dwbackup/devworkspace-backup-operator/internal/registry"
 )
@@ -69,10 +68,15 @@ func backup(ctx context.Context, o BackupOptions) (Result, error) {
 	if err := o.validate(); err != nil {
 		return Result{}, err
 	}
-	if skip, err := sourceMissing(o.Source); skip || err != nil {
-		return Result{Phase: PhaseSkipped, Reason: ReasonNoWorkspaceStorage,
-			Message: fmt.Sprintf("source directory %s does not exist: nothing to back up", o.Source)}, err
+	src, exists, err := openSource(o.Source)
+	if err != nil {
+		return Result{}, err
 	}
+	if !exists {
+		return Result{Phase: PhaseSkipped, Reason: ReasonNoWorkspaceStorage,
+			Message: fmt.Sprintf("source directory %s does not exist: nothing to back up", o.Source)}, nil
+	}
+	defer func() { _ = unix.Close(src) }()
 	client, err := registry.New(o.Registry)
 	if err != nil {
 		return Result{}, err
@@ -88,29 +92,15 @@ func backup(ctx context.Context, o BackupOptions) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	b := &backupRun{opts: o, repo: repo, count: &counters{}}
+	b := &backupRun{opts: o, src: src, repo: repo, count: &counters{}}
 	stop := startProgress(o.Progress, o.ProgressInterval, "backup", b.count)
 	defer stop()
 	return b.run(ctx)
 }
 
-// sourceMissing reports a source that does not exist (Skipped, DESIGN 4); a
-// source that is not a directory is an error.
-func sourceMissing(src string) (bool, error) {
-	info, err := os.Stat(src)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return true, nil
-	case err != nil:
-		return false, failf(ReasonUnreadableFile, "cannot stat source: %w", err)
-	case !info.IsDir():
-		return false, failf(ReasonInvalidArguments, "source %s is not a directory", src)
-	}
-	return false, nil
-}
-
 type backupRun struct {
 	opts  BackupOptions
+	src   int // the source directory, opened by openSource
 	repo  *registry.Repo
 	count *counters
 }
@@ -186,7 +176,7 @@ func (b *backupRun) putUniqueTag(ctx context.Context, mediaType string, manifest
 }
 
 // treeFingerprint walks the tree with lstat only.
-func treeFingerprint(ctx context.Context, root string) (string, error) {
+func treeFingerprint(ctx context.Context, root int) (string, error) {
 	f := newFingerprint()
 	err := walk(ctx, root, func(e entry) error {
 		f.add(e)
@@ -215,7 +205,7 @@ func (b *backupRun) tagIfUnchanged(ctx context.Context) (Result, bool, error) {
 	if err != nil {
 		return Result{}, false, nil //nolint:nilerr // same as above
 	}
-	fp, err := treeFingerprint(ctx, b.opts.Source)
+	fp, err := treeFingerprint(ctx, b.src)
 	if err != nil || fp != m.Annotations[AnnotationTreeFingerprint] {
 		return Result{}, false, err
 	}
@@ -244,7 +234,7 @@ func (b *backupRun) uploadLayer(ctx context.Context) (registry.Descriptor, strin
 	}
 	done := make(chan archived, 1)
 	go func() {
-		fp, err := writeArchive(ctx, pw, b.opts.Source, b.opts.Open, b.count)
+		fp, err := writeArchive(ctx, pw, b.src, b.opts.Source, b.opts.Open, b.count)
 		_ = pw.CloseWithError(err)
 		done <- archived{fp, err}
 	}()

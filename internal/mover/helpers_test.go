@@ -125,7 +125,7 @@ func snapshot(t testing.TB, dir string) map[string]snap {
 	t.Helper()
 	out := map[string]snap{}
 	inodes := map[uint64]string{}
-	err := walk(context.Background(), dir, func(e entry) error {
+	err := walkPath(t, dir, func(e entry) error {
 		k := entryKind(e.info.Mode())
 		if k == 'o' {
 			return nil
@@ -344,4 +344,15 @@ func manifestAt(t testing.TB, ref string) ociManifest {
 		t.Fatal(err)
 	}
 	return pm
+}
+
+// walkPath walks the directory at path dir.
+func walkPath(t testing.TB, dir string, visit func(entry) error) error {
+	t.Helper()
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = unix.Close(fd) }()
+	return walk(context.Background(), fd, visit)
 }

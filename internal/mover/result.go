@@ -37,6 +37,8 @@ const (
 	ReasonWriteFailed        = "WriteFailed"
 	// ReasonTagExists: the unique tag already names another manifest; it is never moved.
 	ReasonTagExists             = "TagExists"
+	ReasonUnsafeSource          = "UnsafeSource"
+	ReasonUnsafeTarget          = "UnsafeTarget"
 	ReasonInternal              = "InternalError"
 	ReasonDigestMismatch        = string(registry.ReasonDigestMismatch)
 	ReasonUnauthorized          = string(registry.ReasonUnauthorized)
