@@ -2,6 +2,7 @@ package mover
 
 import (
 	"context"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -126,4 +127,37 @@ func TestDistributionUniqueTagNeverMoved(t *testing.T) {
 	if again.Digest != a.Digest {
 		t.Fatalf("re-run of tree A gave %s, want %s", again.Digest, a.Digest)
 	}
+}
+
+// The same against distribution, with the layer blob really deleted: the
+// restore with --overwrite fails and the target keeps its files.
+func TestDistributionOverwriteKeepsTargetWhenBlobDeleted(t *testing.T) {
+	d := registrytest.StartDistribution(t)
+	src := t.TempDir()
+	makeTree(t, src)
+	ctx := context.Background()
+	res := mustSucceed(t, Backup(ctx, backupOpts(d.Host, src, "20261126T020000Z")))
+	layer := manifestAt(t, res.Reference).Layers[0].Digest
+	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, "http://"+d.Host+"/v2/backups/ns/ws/blobs/"+layer, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("delete blob: HTTP %d", resp.StatusCode)
+	}
+
+	target := t.TempDir()
+	if err := os.WriteFile(filepath.Join(target, "work.txt"), []byte("unsaved work"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	want := snapshot(t, target)
+	o := restoreOpts(res.Reference, target)
+	o.Overwrite = true
+	wantReason(t, Restore(ctx, o), ReasonArtifactNotFound)
+	compareTrees(t, want, snapshot(t, target))
 }

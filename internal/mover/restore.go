@@ -68,6 +68,13 @@ func restore(ctx context.Context, o RestoreOptions) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	// The blob is open (200, the manifest's size) before --overwrite removes
+	// anything: a registry that lost it leaves the workspace as it was.
+	blob, err := repo.FetchBlob(ctx, layer)
+	if err != nil {
+		return Result{}, err
+	}
+	defer func() { _ = blob.Close() }()
 	root, err := target.prepare(o.Overwrite)
 	if err != nil {
 		return Result{}, err
@@ -76,7 +83,7 @@ func restore(ctx context.Context, o RestoreOptions) (Result, error) {
 	count := &counters{}
 	stop := startProgress(o.Progress, o.ProgressInterval, "restore", count)
 	defer stop()
-	if err := restoreLayer(ctx, repo, layer, root, target.fd, count); err != nil {
+	if err := restoreLayer(ctx, blob, layer, root, target.fd, count); err != nil {
 		return Result{}, err
 	}
 	files, n := count.files.Load(), count.bytes.Load()
@@ -101,16 +108,11 @@ func manifestLayer(m registry.Manifest) (registry.Descriptor, error) {
 	return registry.Descriptor{MediaType: l.MediaType, Digest: h, Size: l.Size}, nil
 }
 
-// restoreLayer streams the blob into the target and verifies its digest at the
-// end: there is no temp file, so a mismatch is found after the files are
+// restoreLayer streams the opened blob into the target and verifies its digest
+// at the end: there is no temp file, so a mismatch is found after the files are
 // written, and reported as DigestMismatch (docs/mover-contract.md).
-func restoreLayer(ctx context.Context, repo *registry.Repo, layer registry.Descriptor, root *os.Root, dirfd int, count *counters) error {
-	rc, err := repo.FetchBlob(ctx, layer.Digest)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = rc.Close() }()
-	vr := &verifyingReader{r: io.LimitReader(rc, layer.Size+1), h: sha256.New()}
+func restoreLayer(ctx context.Context, blob io.Reader, layer registry.Descriptor, root *os.Root, dirfd int, count *counters) error {
+	vr := &verifyingReader{r: io.LimitReader(blob, layer.Size+1), h: sha256.New()}
 	extractErr := extractStream(ctx, vr, root, dirfd, count)
 	if ctx.Err() != nil {
 		return extractErr
