@@ -2,7 +2,8 @@
 // it (DESIGN 5). It runs as the `/mover` binary of the operator image:
 //
 //	mover backup  --source DIR --repository REG/PATH/NS/WS --tag TAG --workspace NAME --namespace NS
-//	              [--workspace-id ID] [--auth-dir DIR] [--ca-file PEM] [--insecure] [--result-file FILE]
+//	              [--workspace-id ID] [--created RFC3339] [--auth-dir DIR] [--ca-file PEM] [--insecure]
+//	              [--result-file FILE]
 //	mover restore --target DIR --reference REF(:TAG|@DIGEST) [--overwrite]
 //	              [--auth-dir DIR] [--ca-file PEM] [--insecure] [--result-file FILE]
 package main
@@ -15,6 +16,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	// The image has an empty base: no CA bundle and no time-zone database.
 	_ "time/tzdata"
@@ -27,7 +29,8 @@ import (
 
 const usage = `usage:
   mover backup  --source DIR --repository REG/PATH/NS/WS --tag TAG --workspace NAME --namespace NS
-                [--workspace-id ID] [--auth-dir DIR] [--ca-file PEM] [--insecure] [--result-file FILE]
+                [--workspace-id ID] [--created RFC3339] [--auth-dir DIR] [--ca-file PEM] [--insecure]
+                [--result-file FILE]
   mover restore --target DIR --reference REF(:TAG|@DIGEST) [--overwrite]
                 [--auth-dir DIR] [--ca-file PEM] [--insecure] [--result-file FILE]
 `
@@ -76,7 +79,17 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 		fs.StringVar(&o.Workspace, "workspace", "", "DevWorkspace name")
 		fs.StringVar(&o.Namespace, "namespace", "", "DevWorkspace namespace")
 		fs.StringVar(&o.WorkspaceID, "workspace-id", "", "DevWorkspace id")
+		created := fs.String("created", "", "backup time recorded in the manifest (RFC 3339; default: the time in the tag)")
 		runCmd = func() mover.Result {
+			if *created != "" {
+				t, err := time.Parse(time.RFC3339, *created)
+				if err != nil {
+					// A result, not a usage error: the controller sees the reason.
+					return mover.Result{Phase: mover.PhaseFailed, Reason: mover.ReasonInvalidArguments,
+						Message: fmt.Sprintf("--created %q is not an RFC 3339 time: %v", *created, err)}
+				}
+				o.Created = t
+			}
 			o.Registry, o.Progress = reg, stderr
 			return mover.Backup(ctx, o)
 		}

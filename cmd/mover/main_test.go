@@ -3,12 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/dwbackup/devworkspace-backup-operator/internal/mover"
+	"github.com/dwbackup/devworkspace-backup-operator/internal/registry"
 	"github.com/dwbackup/devworkspace-backup-operator/internal/registry/registrytest"
 )
 
@@ -87,4 +89,71 @@ func TestUsageErrors(t *testing.T) {
 	if res := readResult(t, resultFile); code != mover.ExitPermanent || res.Reason != mover.ReasonInvalidArguments {
 		t.Errorf("missing flags: exit %d, result %+v", code, res)
 	}
+}
+
+// --created sets the manifest's backup time for a tag that holds none; a value
+// that is not RFC 3339 is refused for good before anything is pushed.
+func TestBackupCreatedFlag(t *testing.T) {
+	reg := registrytest.NewInProcess(t, nil)
+	src := t.TempDir()
+	if err := os.WriteFile(filepath.Join(src, "f.txt"), []byte("hello"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		created string
+		code    int
+		reason  string
+		want    string // the created annotation
+	}{
+		{"2026-11-26T02:00:00Z", mover.ExitOK, mover.ReasonCompleted, "2026-11-26T02:00:00Z"},
+		{"2026-11-26T03:00:00+01:00", mover.ExitOK, mover.ReasonCompleted, "2026-11-26T02:00:00Z"},
+		{"20261126T020000Z", mover.ExitPermanent, mover.ReasonInvalidArguments, ""},
+		{"yesterday", mover.ExitPermanent, mover.ReasonInvalidArguments, ""},
+	}
+	for i, tt := range tests {
+		t.Run(tt.created, func(t *testing.T) {
+			resultFile := filepath.Join(t.TempDir(), "result.json")
+			var stderr bytes.Buffer
+			code := run(context.Background(), []string{"backup", "--source", src,
+				"--repository", reg.Host + "/b" + string(rune('a'+i)) + "/ns/ws", "--tag", "manual-a1b2c3",
+				"--created", tt.created, "--workspace", "ws", "--namespace", "ns", "--insecure",
+				"--result-file", resultFile}, &stderr)
+			res := readResult(t, resultFile)
+			if code != tt.code || res.Reason != tt.reason {
+				t.Fatalf("exit %d, result %+v, stderr %s", code, res, stderr.String())
+			}
+			if tt.want == "" {
+				if n := reg.Count("PUT", "/b"+string(rune('a'+i))+"/"); n != 0 {
+					t.Fatalf("a refused backup made %d PUT requests", n)
+				}
+				return
+			}
+			if got := createdAnnotation(t, res.Reference); got != tt.want {
+				t.Errorf("created annotation %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func createdAnnotation(t *testing.T, ref string) string {
+	t.Helper()
+	c, err := registry.New(registry.Options{Insecure: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo, r, err := c.OpenReference(context.Background(), ref, registry.Pull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := repo.GetManifest(context.Background(), r.Identifier())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var parsed struct {
+		Annotations map[string]string `json:"annotations"`
+	}
+	if err := json.Unmarshal(m.Bytes, &parsed); err != nil {
+		t.Fatal(err)
+	}
+	return parsed.Annotations[mover.AnnotationCreated]
 }

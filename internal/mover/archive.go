@@ -40,7 +40,7 @@ type fileID struct{ dev, ino uint64 }
 
 // archiver writes the tar stream of a tree and its fingerprint in the same walk.
 type archiver struct {
-	root  string
+	root  string // the source's path, for the Open test hook only
 	tw    *tar.Writer
 	open  OpenFunc
 	links map[fileID]string // only inodes with more than one name
@@ -49,8 +49,9 @@ type archiver struct {
 	buf   []byte
 }
 
-// writeArchive streams root as tar+gzip into w and returns the tree's fingerprint.
-func writeArchive(ctx context.Context, w io.Writer, root string, open OpenFunc, count *counters) (string, error) {
+// writeArchive streams the directory open as rootfd (at path root) as tar+gzip
+// into w and returns the tree's fingerprint.
+func writeArchive(ctx context.Context, w io.Writer, rootfd int, root string, open OpenFunc, count *counters) (string, error) {
 	gz, err := pgzip.NewWriterLevel(w, gzipLevel)
 	if err != nil {
 		return "", err
@@ -62,7 +63,7 @@ func writeArchive(ctx context.Context, w io.Writer, root string, open OpenFunc, 
 		root: root, tw: tar.NewWriter(gz), open: open, links: map[fileID]string{},
 		fp: newFingerprint(), count: count, buf: make([]byte, copyBufSize),
 	}
-	if err := walk(ctx, root, a.add); err != nil {
+	if err := walk(ctx, rootfd, a.add); err != nil {
 		_ = gz.Close()
 		return "", err
 	}

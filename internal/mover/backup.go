@@ -2,15 +2,17 @@ package mover
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
 	"strconv"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"golang.org/x/sys/unix"
 
 	"github.com/dwbackup/devworkspace-backup-operator/internal/registry"
 )
@@ -24,7 +26,8 @@ type BackupOptions struct {
 	Namespace   string
 	WorkspaceID string
 	Registry    registry.Options
-	// Created overrides the backup time taken from the tag.
+	// Created is the backup time the manifest records (--created); zero takes it
+	// from the tag, and a tag without one records none.
 	Created time.Time
 	// Open opens source files by their full path; nil opens them relative to their
 	// directory. Tests count or fail reads with it.
@@ -65,10 +68,15 @@ func backup(ctx context.Context, o BackupOptions) (Result, error) {
 	if err := o.validate(); err != nil {
 		return Result{}, err
 	}
-	if skip, err := sourceMissing(o.Source); skip || err != nil {
-		return Result{Phase: PhaseSkipped, Reason: ReasonNoWorkspaceStorage,
-			Message: fmt.Sprintf("source directory %s does not exist: nothing to back up", o.Source)}, err
+	src, exists, err := openSource(o.Source)
+	if err != nil {
+		return Result{}, err
 	}
+	if !exists {
+		return Result{Phase: PhaseSkipped, Reason: ReasonNoWorkspaceStorage,
+			Message: fmt.Sprintf("source directory %s does not exist: nothing to back up", o.Source)}, nil
+	}
+	defer func() { _ = unix.Close(src) }()
 	client, err := registry.New(o.Registry)
 	if err != nil {
 		return Result{}, err
@@ -84,29 +92,15 @@ func backup(ctx context.Context, o BackupOptions) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	b := &backupRun{opts: o, repo: repo, count: &counters{}}
+	b := &backupRun{opts: o, src: src, repo: repo, count: &counters{}}
 	stop := startProgress(o.Progress, o.ProgressInterval, "backup", b.count)
 	defer stop()
 	return b.run(ctx)
 }
 
-// sourceMissing reports a source that does not exist (Skipped, DESIGN 4); a
-// source that is not a directory is an error.
-func sourceMissing(src string) (bool, error) {
-	info, err := os.Stat(src)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return true, nil
-	case err != nil:
-		return false, failf(ReasonUnreadableFile, "cannot stat source: %w", err)
-	case !info.IsDir():
-		return false, failf(ReasonInvalidArguments, "source %s is not a directory", src)
-	}
-	return false, nil
-}
-
 type backupRun struct {
 	opts  BackupOptions
+	src   int // the source directory, opened by openSource
 	repo  *registry.Repo
 	count *counters
 }
@@ -126,7 +120,7 @@ func (b *backupRun) run(ctx context.Context) (Result, error) {
 	}
 	created := b.opts.Created
 	if created.IsZero() {
-		created = createdTime(b.opts.Tag, time.Now())
+		created = createdTime(b.opts.Tag)
 	}
 	manifest, err := buildManifest(layer, config, artifactMeta{workspace: b.opts.Workspace, namespace: b.opts.Namespace,
 		workspaceID: b.opts.WorkspaceID, created: created, files: files, bytes: bytes, fingerprint: fp})
@@ -145,7 +139,7 @@ func (b *backupRun) run(ctx context.Context) (Result, error) {
 // publish puts the manifest under the unique tag, then moves latest, but only
 // while the run has not been cancelled: a SIGTERM never moves latest.
 func (b *backupRun) publish(ctx context.Context, manifest []byte) (string, error) {
-	digest, err := b.repo.PutManifest(ctx, b.opts.Tag, registry.MediaTypeOCIManifest, manifest)
+	digest, err := b.putUniqueTag(ctx, registry.MediaTypeOCIManifest, manifest)
 	if err != nil {
 		return "", err
 	}
@@ -158,8 +152,31 @@ func (b *backupRun) publish(ctx context.Context, manifest []byte) (string, error
 	return digest.String(), nil
 }
 
+// putUniqueTag puts the manifest under the unique tag unless the tag already
+// names a manifest. A unique tag names one backup for ever (the controller
+// records its digest, and retention deletes by it): another digest there is
+// TagExists and nothing is put, while the same digest is a retried Job's own
+// push and succeeds (the manifest is deterministic, see createdTime).
+// Resolving and putting are two requests, so two runs racing for one tag are
+// not excluded; the controller runs one Job per tag.
+func (b *backupRun) putUniqueTag(ctx context.Context, mediaType string, manifest []byte) (v1.Hash, error) {
+	sum := sha256.Sum256(manifest)
+	ours := v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(sum[:])}
+	existing, err := b.repo.Resolve(ctx, b.opts.Tag)
+	switch {
+	case registry.ReasonOf(err) == registry.ReasonNotFound:
+		return b.repo.PutManifest(ctx, b.opts.Tag, mediaType, manifest)
+	case err != nil:
+		return v1.Hash{}, err
+	case existing.Digest != ours:
+		return v1.Hash{}, failf(ReasonTagExists, "tag %s already names %s, not this backup's %s: a unique tag is never moved",
+			b.opts.Tag, existing.Digest, ours)
+	}
+	return ours, nil
+}
+
 // treeFingerprint walks the tree with lstat only.
-func treeFingerprint(ctx context.Context, root string) (string, error) {
+func treeFingerprint(ctx context.Context, root int) (string, error) {
 	f := newFingerprint()
 	err := walk(ctx, root, func(e entry) error {
 		f.add(e)
@@ -188,17 +205,21 @@ func (b *backupRun) tagIfUnchanged(ctx context.Context) (Result, bool, error) {
 	if err != nil {
 		return Result{}, false, nil //nolint:nilerr // same as above
 	}
-	fp, err := treeFingerprint(ctx, b.opts.Source)
+	fp, err := treeFingerprint(ctx, b.src)
 	if err != nil || fp != m.Annotations[AnnotationTreeFingerprint] {
 		return Result{}, false, err
 	}
-	if _, err := b.repo.PutManifest(ctx, b.opts.Tag, latest.MediaType, latest.Bytes); err != nil {
+	if _, err := b.putUniqueTag(ctx, latest.MediaType, latest.Bytes); err != nil {
 		return Result{}, false, err
 	}
 	files, _ := strconv.ParseInt(m.Annotations[AnnotationFiles], 10, 64)
 	bytes, _ := strconv.ParseInt(m.Annotations[AnnotationBytes], 10, 64)
+	since := m.Annotations[AnnotationCreated]
+	if since == "" {
+		since = "the backup " + latest.Digest.String()
+	}
 	return Result{Phase: PhaseSucceeded, Reason: ReasonUnchanged, Unchanged: true,
-		Message:   fmt.Sprintf("tree unchanged since %s: tagged the same artifact, read no file", m.Annotations[AnnotationCreated]),
+		Message:   fmt.Sprintf("tree unchanged since %s: tagged the same artifact, read no file", since),
 		Reference: b.repo.Reference(b.opts.Tag), Digest: latest.Digest.String(), SizeBytes: layer.Size,
 		Bytes: bytes, Files: files}, true, nil
 }
@@ -213,7 +234,7 @@ func (b *backupRun) uploadLayer(ctx context.Context) (registry.Descriptor, strin
 	}
 	done := make(chan archived, 1)
 	go func() {
-		fp, err := writeArchive(ctx, pw, b.opts.Source, b.opts.Open, b.count)
+		fp, err := writeArchive(ctx, pw, b.src, b.opts.Source, b.opts.Open, b.count)
 		_ = pw.CloseWithError(err)
 		done <- archived{fp, err}
 	}()

@@ -2,9 +2,11 @@ package mover
 
 import (
 	"context"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/dwbackup/devworkspace-backup-operator/internal/registry/registrytest"
@@ -99,4 +101,63 @@ func TestWeRestoreDWOArtifact(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(target, "fifo")); err == nil {
 		t.Errorf("FIFO restored")
 	}
+}
+
+// The same rule against distribution: tree B under tree A's tag is refused and
+// moves nothing; tree A under its own tag again succeeds with the same digest.
+func TestDistributionUniqueTagNeverMoved(t *testing.T) {
+	d := registrytest.StartDistribution(t)
+	treeA, treeB := twoTrees(t)
+	ctx := context.Background()
+	const tag = "nightly-20261126T020000Z"
+	a := mustSucceed(t, Backup(ctx, backupOpts(d.Host, treeA, tag)))
+
+	b := Backup(ctx, backupOpts(d.Host, treeB, tag))
+	wantReason(t, b, ReasonTagExists)
+	if b.ExitCode() != ExitPermanent || !strings.Contains(b.Message, tag) {
+		t.Errorf("exit %d, message %q: want %d and the tag named", b.ExitCode(), b.Message, ExitPermanent)
+	}
+	for _, ref := range []string{a.Reference, d.Host + "/backups/ns/ws:" + LatestTag} {
+		if got := resolve(t, ref); got.String() != a.Digest {
+			t.Fatalf("%s names %s after the refused backup, want %s", ref, got, a.Digest)
+		}
+	}
+
+	again := mustSucceed(t, Backup(ctx, backupOpts(d.Host, treeA, tag)))
+	if again.Digest != a.Digest {
+		t.Fatalf("re-run of tree A gave %s, want %s", again.Digest, a.Digest)
+	}
+}
+
+// The same against distribution, with the layer blob really deleted: the
+// restore with --overwrite fails and the target keeps its files.
+func TestDistributionOverwriteKeepsTargetWhenBlobDeleted(t *testing.T) {
+	d := registrytest.StartDistribution(t)
+	src := t.TempDir()
+	makeTree(t, src)
+	ctx := context.Background()
+	res := mustSucceed(t, Backup(ctx, backupOpts(d.Host, src, "20261126T020000Z")))
+	layer := manifestAt(t, res.Reference).Layers[0].Digest
+	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, "http://"+d.Host+"/v2/backups/ns/ws/blobs/"+layer, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("delete blob: HTTP %d", resp.StatusCode)
+	}
+
+	target := t.TempDir()
+	if err := os.WriteFile(filepath.Join(target, "work.txt"), []byte("unsaved work"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	want := snapshot(t, target)
+	o := restoreOpts(res.Reference, target)
+	o.Overwrite = true
+	wantReason(t, Restore(ctx, o), ReasonArtifactNotFound)
+	compareTrees(t, want, snapshot(t, target))
 }

@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"path"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -29,7 +28,7 @@ type dirMeta struct {
 // a bug in the guard cannot write outside the target.
 type extractor struct {
 	root    *os.Root
-	target  string
+	dirfd   int // the same target directory, for what os.Root cannot do
 	guard   *entryGuard
 	asRoot  bool // restore ownership only when running as root
 	dirs    []dirMeta
@@ -38,8 +37,8 @@ type extractor struct {
 	buf     []byte
 }
 
-func newExtractor(root *os.Root, target string, count *counters) *extractor {
-	return &extractor{root: root, target: target, guard: newEntryGuard(), asRoot: os.Geteuid() == 0,
+func newExtractor(root *os.Root, dirfd int, count *counters) *extractor {
+	return &extractor{root: root, dirfd: dirfd, guard: newEntryGuard(), asRoot: os.Geteuid() == 0,
 		count: count, buf: make([]byte, copyBufSize)}
 }
 
@@ -149,9 +148,10 @@ func (x *extractor) symlink(name string, hdr *tar.Header) error {
 			return x.writeErr(name, err)
 		}
 	}
-	// os.Root has no lutimes; the guard has checked that no parent is a symlink.
+	// os.Root has no lutimes; the guard has checked that no parent is a symlink,
+	// and the path is resolved from the target's descriptor, not its path.
 	ts := []unix.Timespec{unix.NsecToTimespec(hdr.ModTime.UnixNano()), unix.NsecToTimespec(hdr.ModTime.UnixNano())}
-	if err := unix.UtimesNanoAt(unix.AT_FDCWD, filepath.Join(x.target, name), ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+	if err := unix.UtimesNanoAt(x.dirfd, name, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return x.writeErr(name, err)
 	}
 	return nil
@@ -252,36 +252,4 @@ func (x *extractor) writeErr(name string, err error) error {
 			name, unwrapPathError(err), x.count.bytes.Load(), x.count.files.Load())
 	}
 	return failf(ReasonWriteFailed, "write %s: %w", name, unwrapPathError(err))
-}
-
-// prepareTarget makes sure the target exists and is empty, or empties it when
-// overwrite is set. The target directory itself is kept (it may be a mount).
-func prepareTarget(target string, overwrite bool) error {
-	names, err := readDirNames(target)
-	if errors.Is(err, fs.ErrNotExist) {
-		if err := os.MkdirAll(target, 0o755); err != nil {
-			return failf(ReasonWriteFailed, "create target: %w", err)
-		}
-		return nil
-	}
-	if err != nil {
-		return failf(ReasonWriteFailed, "read target: %w", err)
-	}
-	if len(names) == 0 {
-		return nil
-	}
-	if !overwrite {
-		return failf(ReasonTargetNotEmpty, "target %s holds %d entries; restore with overwrite to replace them", target, len(names))
-	}
-	root, err := os.OpenRoot(target)
-	if err != nil {
-		return failf(ReasonWriteFailed, "open target: %w", err)
-	}
-	defer func() { _ = root.Close() }()
-	for _, n := range names {
-		if err := root.RemoveAll(n); err != nil {
-			return failf(ReasonWriteFailed, "empty target: %w", err)
-		}
-	}
-	return nil
 }

@@ -125,7 +125,7 @@ func snapshot(t testing.TB, dir string) map[string]snap {
 	t.Helper()
 	out := map[string]snap{}
 	inodes := map[uint64]string{}
-	err := walk(context.Background(), dir, func(e entry) error {
+	err := walkPath(t, dir, func(e entry) error {
 		k := entryKind(e.info.Mode())
 		if k == 'o' {
 			return nil
@@ -322,4 +322,37 @@ func registryAndTree(t *testing.T) (*registrytest.InProcess, string) {
 	src := t.TempDir()
 	makeTree(t, src)
 	return registrytest.NewInProcess(t, nil), src
+}
+
+// manifestAt reads and parses the manifest a reference names.
+func manifestAt(t testing.TB, ref string) ociManifest {
+	t.Helper()
+	c, err := registry.New(registry.Options{Insecure: true, Retry: fastRetry})
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo, r, err := c.OpenReference(context.Background(), ref, registry.Pull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := repo.GetManifest(context.Background(), r.Identifier())
+	if err != nil {
+		t.Fatalf("get %s: %v", ref, err)
+	}
+	pm, err := parseManifest(m.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pm
+}
+
+// walkPath walks the directory at path dir.
+func walkPath(t testing.TB, dir string, visit func(entry) error) error {
+	t.Helper()
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = unix.Close(fd) }()
+	return walk(context.Background(), fd, visit)
 }

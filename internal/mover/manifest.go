@@ -3,6 +3,7 @@ package mover
 import (
 	"encoding/json"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/dwbackup/devworkspace-backup-operator/internal/registry"
@@ -28,7 +29,7 @@ const (
 	AnnotationTreeFingerprint = AnnotationPrefix + "tree-fingerprint"
 	// LatestTag is moved to the newest successful backup.
 	LatestTag = "latest"
-	// TagTimeLayout is the UTC time at the start of every backup tag.
+	// TagTimeLayout is the UTC time a backup tag may hold as one of its "-"-separated segments.
 	TagTimeLayout = "20060102T150405Z"
 )
 
@@ -64,18 +65,21 @@ type artifactMeta struct {
 // set artifactType or layer annotations. encoding/json sorts map keys, so the
 // same inputs give the same bytes.
 func buildManifest(layer, config registry.Descriptor, meta artifactMeta) ([]byte, error) {
-	created := meta.created.UTC().Format(time.RFC3339)
 	ann := map[string]string{
 		AnnotationWorkspaceName:      meta.workspace,
 		AnnotationWorkspaceNamespace: meta.namespace,
-		AnnotationCreatedOC:          created,
-		AnnotationCreated:            created,
 		AnnotationFiles:              strconv.FormatInt(meta.files, 10),
 		AnnotationBytes:              strconv.FormatInt(meta.bytes, 10),
 		AnnotationTreeFingerprint:    meta.fingerprint,
 	}
 	if meta.workspaceID != "" {
 		ann[AnnotationWorkspaceID] = meta.workspaceID
+	}
+	// No known time leaves the annotations out: the clock would make every
+	// retry of the same backup a different manifest under the same tag.
+	if !meta.created.IsZero() {
+		created := meta.created.UTC().Format(time.RFC3339)
+		ann[AnnotationCreatedOC], ann[AnnotationCreated] = created, created
 	}
 	m := ociManifest{
 		SchemaVersion: 2,
@@ -113,13 +117,14 @@ func backupLayer(m ociManifest) (ociDescriptor, error) {
 		"artifact has %d layers and none titled %s", len(m.Layers), LayerTitle)
 }
 
-// createdTime takes the backup time from the tag (20261126T020000Z...), so the
-// same tag and tree give the same manifest; a tag without a time uses now.
-func createdTime(tag string, now time.Time) time.Time {
-	if len(tag) >= len(TagTimeLayout) {
-		if t, err := time.Parse(TagTimeLayout, tag[:len(TagTimeLayout)]); err == nil {
+// createdTime is the backup time a tag holds: the first of its "-"-separated
+// segments that is a TagTimeLayout time (nightly-20261126T020000Z,
+// 20261126T020000Z-a1b2c3), else the zero time.
+func createdTime(tag string) time.Time {
+	for seg := range strings.SplitSeq(tag, "-") {
+		if t, err := time.Parse(TagTimeLayout, seg); err == nil {
 			return t
 		}
 	}
-	return now
+	return time.Time{}
 }

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -322,6 +323,63 @@ func TestRestoreTargetNotEmptyAndOverwrite(t *testing.T) {
 	o.Overwrite = true
 	mustSucceed(t, Restore(context.Background(), o))
 	compareTrees(t, want, snapshot(t, target))
+}
+
+// --overwrite empties the target only once the blob is open and announced with
+// the size the manifest gives: a registry that lost the blob, sends a short
+// one or fails leaves the workspace as it was.
+func TestOverwriteKeepsTargetWhenBlobUnavailable(t *testing.T) {
+	tests := []struct {
+		name   string
+		serve  func(w http.ResponseWriter, body []byte) // a layer blob GET
+		reason string
+	}{
+		{"blob missing", func(w http.ResponseWriter, _ []byte) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusNotFound)
+			_, _ = w.Write([]byte(`{"errors":[{"code":"BLOB_UNKNOWN","message":"blob unknown to registry"}]}`))
+		}, ReasonArtifactNotFound},
+		{"blob shorter than the manifest says", func(w http.ResponseWriter, body []byte) {
+			w.Header().Set("Content-Length", strconv.Itoa(len(body)/2))
+			_, _ = w.Write(body[:len(body)/2])
+		}, ReasonDigestMismatch},
+		{"registry fails", func(w http.ResponseWriter, _ []byte) {
+			http.Error(w, "busy", http.StatusServiceUnavailable)
+		}, ReasonRegistryUnreachable},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var failing atomic.Bool
+			reg := registrytest.NewInProcess(t, func(h http.Handler) http.Handler {
+				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					if !failing.Load() || r.Method != http.MethodGet || !strings.Contains(r.URL.Path, "/blobs/sha256:") {
+						h.ServeHTTP(w, r)
+						return
+					}
+					rec := httptest.NewRecorder()
+					h.ServeHTTP(rec, r)
+					tt.serve(w, rec.Body.Bytes())
+				})
+			})
+			src := t.TempDir()
+			makeTree(t, src)
+			res := mustSucceed(t, Backup(context.Background(), backupOpts(reg.Host, src, "20261126T020000Z")))
+
+			target := t.TempDir()
+			if err := os.MkdirAll(filepath.Join(target, "old/dir"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(target, "old/dir/file"), []byte("old"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			want := snapshot(t, target)
+			failing.Store(true)
+			o := restoreOpts(res.Reference, target)
+			o.Overwrite = true
+			wantReason(t, Restore(context.Background(), o), tt.reason)
+			compareTrees(t, want, snapshot(t, target))
+		})
+	}
 }
 
 func TestRestoreDigestMismatch(t *testing.T) {

@@ -46,6 +46,12 @@ func restore(ctx context.Context, o RestoreOptions) (Result, error) {
 	if o.Target == "" || o.Reference == "" {
 		return Result{}, failf(ReasonInvalidArguments, "--target and --reference are required")
 	}
+	// Opening the target writes nothing: a symlink along it fails before any request.
+	target, err := openTarget(o.Target)
+	if err != nil {
+		return Result{}, err
+	}
+	defer target.close()
 	client, err := registry.New(o.Registry)
 	if err != nil {
 		return Result{}, err
@@ -62,13 +68,22 @@ func restore(ctx context.Context, o RestoreOptions) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	if err := prepareTarget(o.Target, o.Overwrite); err != nil {
+	// The blob is open (200, the manifest's size) before --overwrite removes
+	// anything: a registry that lost it leaves the workspace as it was.
+	blob, err := repo.FetchBlob(ctx, layer)
+	if err != nil {
 		return Result{}, err
 	}
+	defer func() { _ = blob.Close() }()
+	root, err := target.prepare(o.Overwrite)
+	if err != nil {
+		return Result{}, err
+	}
+	defer func() { _ = root.Close() }()
 	count := &counters{}
 	stop := startProgress(o.Progress, o.ProgressInterval, "restore", count)
 	defer stop()
-	if err := restoreLayer(ctx, repo, layer, o.Target, count); err != nil {
+	if err := restoreLayer(ctx, blob, layer, root, target.fd, count); err != nil {
 		return Result{}, err
 	}
 	files, n := count.files.Load(), count.bytes.Load()
@@ -93,22 +108,12 @@ func manifestLayer(m registry.Manifest) (registry.Descriptor, error) {
 	return registry.Descriptor{MediaType: l.MediaType, Digest: h, Size: l.Size}, nil
 }
 
-// restoreLayer streams the blob into the target and verifies its digest at the
-// end: there is no temp file, so a mismatch is found after the files are
+// restoreLayer streams the opened blob into the target and verifies its digest
+// at the end: there is no temp file, so a mismatch is found after the files are
 // written, and reported as DigestMismatch (docs/mover-contract.md).
-func restoreLayer(ctx context.Context, repo *registry.Repo, layer registry.Descriptor, target string, count *counters) error {
-	rc, err := repo.FetchBlob(ctx, layer.Digest)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = rc.Close() }()
-	vr := &verifyingReader{r: io.LimitReader(rc, layer.Size+1), h: sha256.New()}
-	root, err := os.OpenRoot(target)
-	if err != nil {
-		return failf(ReasonWriteFailed, "open target: %w", err)
-	}
-	defer func() { _ = root.Close() }()
-	extractErr := extractStream(ctx, vr, root, target, count)
+func restoreLayer(ctx context.Context, blob io.Reader, layer registry.Descriptor, root *os.Root, dirfd int, count *counters) error {
+	vr := &verifyingReader{r: io.LimitReader(blob, layer.Size+1), h: sha256.New()}
+	extractErr := extractStream(ctx, vr, root, dirfd, count)
 	if ctx.Err() != nil {
 		return extractErr
 	}
@@ -128,7 +133,7 @@ func restoreLayer(ctx context.Context, repo *registry.Repo, layer registry.Descr
 
 // extractStream detects gzip from its magic bytes: DWO's artifacts are gzip
 // even though oras labels them application/vnd.oci.image.layer.v1.tar.
-func extractStream(ctx context.Context, r io.Reader, root *os.Root, target string, count *counters) error {
+func extractStream(ctx context.Context, r io.Reader, root *os.Root, dirfd int, count *counters) error {
 	br := bufio.NewReaderSize(r, 64<<10)
 	magic, _ := br.Peek(2)
 	var src io.Reader = br
@@ -140,7 +145,7 @@ func extractStream(ctx context.Context, r io.Reader, root *os.Root, target strin
 		defer func() { _ = gz.Close() }()
 		src = gz
 	}
-	return newExtractor(root, target, count).extract(ctx, tar.NewReader(src))
+	return newExtractor(root, dirfd, count).extract(ctx, tar.NewReader(src))
 }
 
 // verifyingReader hashes and counts the blob as it streams.

@@ -25,16 +25,20 @@ const (
 // Reasons in Result.Reason: stable CamelCase words (DESIGN 5). Registry failures
 // keep the registry package's reason.
 const (
-	ReasonCompleted             = "Completed"
-	ReasonUnchanged             = "Unchanged"
-	ReasonNoWorkspaceStorage    = "NoWorkspaceStorage"
-	ReasonUnreadableFile        = "UnreadableFile"
-	ReasonTargetNotEmpty        = "TargetNotEmpty"
-	ReasonUnsafeEntry           = "UnsafeEntry"
-	ReasonInvalidArchive        = "InvalidArchive"
-	ReasonInvalidArtifact       = "InvalidArtifact"
-	ReasonInvalidArguments      = "InvalidArguments"
-	ReasonWriteFailed           = "WriteFailed"
+	ReasonCompleted          = "Completed"
+	ReasonUnchanged          = "Unchanged"
+	ReasonNoWorkspaceStorage = "NoWorkspaceStorage"
+	ReasonUnreadableFile     = "UnreadableFile"
+	ReasonTargetNotEmpty     = "TargetNotEmpty"
+	ReasonUnsafeEntry        = "UnsafeEntry"
+	ReasonInvalidArchive     = "InvalidArchive"
+	ReasonInvalidArtifact    = "InvalidArtifact"
+	ReasonInvalidArguments   = "InvalidArguments"
+	ReasonWriteFailed        = "WriteFailed"
+	// ReasonTagExists: the unique tag already names another manifest; it is never moved.
+	ReasonTagExists             = "TagExists"
+	ReasonUnsafeSource          = "UnsafeSource"
+	ReasonUnsafeTarget          = "UnsafeTarget"
 	ReasonInternal              = "InternalError"
 	ReasonDigestMismatch        = string(registry.ReasonDigestMismatch)
 	ReasonUnauthorized          = string(registry.ReasonUnauthorized)

@@ -15,6 +15,9 @@ func TestExitCode(t *testing.T) {
 		{Result{Phase: PhaseFailed, Reason: ReasonUnauthorized}, ExitPermanent},
 		{Result{Phase: PhaseFailed, Reason: ReasonUnsafeEntry}, ExitPermanent},
 		{Result{Phase: PhaseFailed, Reason: ReasonUnreadableFile}, ExitPermanent},
+		{Result{Phase: PhaseFailed, Reason: ReasonTagExists}, ExitPermanent},
+		{Result{Phase: PhaseFailed, Reason: ReasonUnsafeSource}, ExitPermanent},
+		{Result{Phase: PhaseFailed, Reason: ReasonUnsafeTarget}, ExitPermanent},
 	}
 	for _, tt := range tests {
 		if got := tt.result.ExitCode(); got != tt.want {

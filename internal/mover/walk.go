@@ -28,16 +28,20 @@ func (e entry) stat() *unix.Stat_t {
 	return st
 }
 
-// walk visits every entry below root depth-first in byte order of names, so the
-// same tree always gives the same sequence. It only lstats: memory holds the
-// sorted names of the directories on the current path, never the whole tree.
+// walk visits every entry below the directory open as root (which it leaves
+// open) depth-first in byte order of names, so the same tree always gives the
+// same sequence. It only lstats: memory holds the sorted names of the
+// directories on the current path, never the whole tree.
 //
 // Every lookup is relative to the descriptor of the open parent directory
-// (fstatat, openat with O_NOFOLLOW): the kernel resolves one name instead of the
-// whole path, which halves the cost of a tree of many small files, and a
-// directory swapped for a symlink while the walk runs is never followed.
-func walk(ctx context.Context, root string, visit func(entry) error) error {
-	fd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+// (fstatat, openat with O_NOFOLLOW), starting from root, which openSource
+// opened without following a symlink (nofollow.go): the kernel resolves one
+// name instead of the whole path, which halves the cost of a tree of many small
+// files, and a directory swapped for a symlink while the walk runs is never followed.
+func walk(ctx context.Context, root int, visit func(entry) error) error {
+	// A fresh open of "." has its own directory offset: a second walk from the
+	// same root (fingerprint, then archive) lists it from the start again.
+	fd, err := openAt(root, ".", unix.O_DIRECTORY)
 	if err != nil {
 		return failf(ReasonUnreadableFile, "cannot read directory .: %w", err)
 	}
@@ -189,20 +193,6 @@ func (s *statInfo) Mode() fs.FileMode {
 		m |= fs.ModeSticky
 	}
 	return m
-}
-
-func readDirNames(dir string) ([]string, error) {
-	f, err := os.Open(dir)
-	if err != nil {
-		return nil, err
-	}
-	defer func() { _ = f.Close() }()
-	names, err := f.Readdirnames(-1)
-	if err != nil {
-		return nil, err
-	}
-	slices.Sort(names)
-	return names, nil
 }
 
 // unwrapPathError drops the absolute path from an *fs.PathError: messages name

@@ -107,6 +107,33 @@ func TestGetManifestVerifiesDigest(t *testing.T) {
 	}
 }
 
+// FetchBlob answers only once the registry has sent 200 with the size the
+// descriptor gives: a caller may then start undoing things, such as emptying a
+// restore target.
+func TestFetchBlobChecksSize(t *testing.T) {
+	reg := registrytest.NewInProcess(t, nil)
+	r := openRepo(t, Options{Insecure: true, Retry: fast}, reg.Host+"/a/b")
+	ctx := context.Background()
+	d, err := r.PushBlob(ctx, "application/octet-stream", []byte("blob content"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := r.FetchBlob(ctx, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := io.ReadAll(rc)
+	_ = rc.Close()
+	if err != nil || string(data) != "blob content" {
+		t.Fatalf("read %q, %v", data, err)
+	}
+	wrong := d
+	wrong.Size++
+	if _, err := r.FetchBlob(ctx, wrong); ReasonOf(err) != ReasonDigestMismatch || !strings.Contains(err.Error(), "12 bytes") {
+		t.Fatalf("wrong size: reason %q (%v), want %s naming the size sent", ReasonOf(err), err, ReasonDigestMismatch)
+	}
+}
+
 func TestPlainHTTPRefusedWithoutInsecure(t *testing.T) {
 	reg := registrytest.NewInProcess(t, nil)
 	c, err := New(Options{Retry: fast})

@@ -314,12 +314,19 @@ func (r *Repo) PushBlobStream(ctx context.Context, mediaType string, content io.
 	return d, nil
 }
 
-// FetchBlob opens a blob for reading; the caller verifies its digest while reading.
-func (r *Repo) FetchBlob(ctx context.Context, digest v1.Hash) (io.ReadCloser, error) {
-	resp, err := r.do(ctx, "fetch blob "+digest.String(), request{method: http.MethodGet,
-		url: r.url("blobs/" + digest.String()), ok: []int{http.StatusOK}})
+// FetchBlob opens a blob for reading once the registry has answered 200 with
+// the descriptor's size (when it announces one); the caller verifies the digest
+// while reading.
+func (r *Repo) FetchBlob(ctx context.Context, d Descriptor) (io.ReadCloser, error) {
+	op := "fetch blob " + d.Digest.String()
+	resp, err := r.do(ctx, op, request{method: http.MethodGet,
+		url: r.url("blobs/" + d.Digest.String()), ok: []int{http.StatusOK}})
 	if err != nil {
 		return nil, err
+	}
+	if resp.ContentLength >= 0 && resp.ContentLength != d.Size {
+		_ = resp.Body.Close()
+		return nil, errorf(ReasonDigestMismatch, op, "registry sends %d bytes, the descriptor says %d", resp.ContentLength, d.Size)
 	}
 	return resp.Body, nil
 }
