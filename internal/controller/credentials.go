@@ -138,10 +138,15 @@ func newRegistryClient(ctx context.Context, reader client.Reader, operatorNamesp
 	if err != nil {
 		return nil, err
 	}
-	return registry.New(registry.Options{
+	reg, err := registry.New(registry.Options{
 		DockerConfigJSON: auth.Config, CAPEM: auth.CA, Insecure: policy.Spec.Registry.Insecure,
 		UserAgent: eventReporter, Retry: registry.Backoff{Attempts: 1},
 	})
+	if err != nil {
+		// Only the configuration can fail here (a CA or credentials that do not parse): no retry fixes it.
+		return nil, terminalf(string(registry.ReasonOf(err)), "%v", err)
+	}
+	return reg, nil
 }
 
 // readCABundle reads the CA ConfigMap key from the operator namespace.

@@ -74,7 +74,16 @@ func (l *restoreLocks) holder(namespace, workspace string) string {
 // restoreInProgress names the restore of b's workspace that owns its storage, or "".
 func (r *WorkspaceBackupReconciler) restoreInProgress(ctx context.Context, b *backupv1alpha1.WorkspaceBackup) (string, error) {
 	if holder := r.restores.holder(b.Namespace, b.Spec.WorkspaceName); holder != "" {
-		return holder, nil
+		// The restore's final status can reach this reconciler before the restore reconciler
+		// frees its lock: a finished or deleted holder holds nothing.
+		wr := &backupv1alpha1.WorkspaceRestore{}
+		err := r.Get(ctx, client.ObjectKey{Namespace: b.Namespace, Name: holder}, wr)
+		if client.IgnoreNotFound(err) != nil {
+			return "", err
+		}
+		if err == nil && !wr.Status.Phase.Finished() {
+			return holder, nil
+		}
 	}
 	list := &backupv1alpha1.WorkspaceRestoreList{}
 	if err := r.List(ctx, list, client.InNamespace(b.Namespace)); err != nil {

@@ -272,7 +272,7 @@ var _ = Describe("WorkspaceBackup reconciler", func() {
 		})).To(Succeed())
 		Expect(k8sClient.Create(ctx, &corev1.ConfigMap{
 			ObjectMeta: metav1.ObjectMeta{Name: caName, Namespace: operatorNamespace},
-			Data:       map[string]string{"ca.crt": "-----BEGIN CERTIFICATE-----\n...\n"},
+			Data:       map[string]string{"ca.crt": testCAPEM()},
 		})).To(Succeed())
 		f := newBackupFixture(func(p *backupv1alpha1.BackupPolicy) {
 			p.Spec.Registry.AuthSecretName = authName
@@ -281,14 +281,16 @@ var _ = Describe("WorkspaceBackup reconciler", func() {
 		stoppedWorkspace(f.Namespace, "ws")
 		b := manualBackup(f.Namespace, "ws", f.Policy.Name)
 		job := moverJob(b)
-		copyKey := client.ObjectKey{Namespace: f.Namespace, Name: childName(b.Name, "registry")}
+		vol := job.Spec.Template.Spec.Volumes[2].Secret
+		// The API server names the copy, so no Secret of the namespace can be taken for it.
+		Expect(vol.SecretName).To(HavePrefix(childName(b.Name, "registry") + "-"))
+		copyKey := client.ObjectKey{Namespace: f.Namespace, Name: vol.SecretName}
 		secret := &corev1.Secret{}
 		Expect(k8sClient.Get(ctx, copyKey, secret)).To(Succeed())
+		Expect(secret.Labels).To(HaveKeyWithValue(labelOwnerUID, string(getBackup(b).UID)))
 		Expect(secret.Data).To(HaveKey(corev1.DockerConfigJsonKey))
-		Expect(secret.Data).To(HaveKeyWithValue("ca.crt", []byte("-----BEGIN CERTIFICATE-----\n...\n")))
+		Expect(secret.Data).To(HaveKeyWithValue("ca.crt", []byte(testCAPEM())))
 		Expect(metav1.IsControlledBy(secret, getBackup(b))).To(BeTrue())
-		vol := job.Spec.Template.Spec.Volumes[2].Secret
-		Expect(vol.SecretName).To(Equal(copyKey.Name))
 		Expect(vol.Items).To(ConsistOf(corev1.KeyToPath{Key: ".dockerconfigjson", Path: "config.json"}, corev1.KeyToPath{Key: "ca.crt", Path: "ca.crt"}))
 		Expect(job.Spec.Template.Spec.Containers[0].Command).To(ContainElements("--auth-dir", "--ca-file"))
 
