@@ -147,7 +147,7 @@ var _ = Describe("Hostile users and unlucky admins", func() {
 			fakeClock.SetTime(slot.Add(10 * time.Second))
 			touchPolicy(nightly.Name)
 			touchPolicy(weekly.Name)
-			var done []*backupv1alpha1.WorkspaceBackup
+			done := make([]*backupv1alpha1.WorkspaceBackup, 0, 2)
 			for _, p := range []string{nightly.Name, weekly.Name} {
 				b := &backupv1alpha1.WorkspaceBackup{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: childName("ws", p, slotSuffix(slot))}}
 				job := moverJob(b)

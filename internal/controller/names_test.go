@@ -3,12 +3,14 @@ package controller
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	backupv1alpha1 "github.com/dwbackup/devworkspace-backup-operator/api/v1alpha1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	backupv1alpha1 "github.com/dwbackup/devworkspace-backup-operator/api/v1alpha1"
 )
 
 func TestChildName(t *testing.T) {

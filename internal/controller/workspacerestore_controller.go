@@ -308,14 +308,14 @@ func (r *WorkspaceRestoreReconciler) failLaunch(wr *backupv1alpha1.WorkspaceRest
 // restore's UID label and workspace; any other backup of that name fails the restore.
 func (r *WorkspaceRestoreReconciler) safetyBackup(ctx context.Context, wr *backupv1alpha1.WorkspaceRestore,
 	policy *backupv1alpha1.BackupPolicy) (bool, error) {
-	name := childName(wr.Name, "pre-restore", shortUID(wr.UID))
-	wr.Status.SafetyBackupName = name
+	safetyName := childName(wr.Name, "pre-restore", shortUID(wr.UID))
+	wr.Status.SafetyBackupName = safetyName
 	b := &backupv1alpha1.WorkspaceBackup{}
-	err := r.Get(ctx, client.ObjectKey{Namespace: wr.Namespace, Name: name}, b)
+	err := r.Get(ctx, client.ObjectKey{Namespace: wr.Namespace, Name: safetyName}, b)
 	if apierrors.IsNotFound(err) {
 		// No owner reference: the safety backup must outlive the restore.
 		b = &backupv1alpha1.WorkspaceBackup{
-			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: wr.Namespace,
+			ObjectMeta: metav1.ObjectMeta{Name: safetyName, Namespace: wr.Namespace,
 				Labels: map[string]string{
 					backupv1alpha1.LabelPolicy:     policy.Name,
 					backupv1alpha1.LabelTrigger:    string(backupv1alpha1.TriggerPreRestore),
@@ -327,9 +327,9 @@ func (r *WorkspaceRestoreReconciler) safetyBackup(ctx context.Context, wr *backu
 			Spec: backupv1alpha1.WorkspaceBackupSpec{WorkspaceName: wr.Spec.WorkspaceName, PolicyName: policy.Name},
 		}
 		if err := r.Create(ctx, b); err != nil && !apierrors.IsAlreadyExists(err) {
-			return false, fmt.Errorf("create safety backup %s: %w", name, err)
+			return false, fmt.Errorf("create safety backup %s: %w", safetyName, err)
 		}
-		r.wait(wr, backupv1alpha1.ReasonWaitingForSafetyBackup, fmt.Sprintf("backing up the current content first (WorkspaceBackup %s)", name))
+		r.wait(wr, backupv1alpha1.ReasonWaitingForSafetyBackup, fmt.Sprintf("backing up the current content first (WorkspaceBackup %s)", safetyName))
 		return false, nil
 	}
 	if err != nil {
@@ -339,7 +339,7 @@ func (r *WorkspaceRestoreReconciler) safetyBackup(ctx context.Context, wr *backu
 		b.Labels[backupv1alpha1.LabelTrigger] != string(backupv1alpha1.TriggerPreRestore) {
 		r.finish(wr, backupv1alpha1.RestoreFailed, outcome{stalled: true, reason: backupv1alpha1.ReasonSafetyBackupConflict,
 			message: fmt.Sprintf("WorkspaceBackup %s was not made as this restore's safety backup of DevWorkspace %s, "+
-				"so nothing was overwritten; delete it or restore under another name", name, wr.Spec.WorkspaceName)})
+				"so nothing was overwritten; delete it or restore under another name", safetyName, wr.Spec.WorkspaceName)})
 		return false, nil
 	}
 	switch b.Status.Phase {
@@ -347,10 +347,10 @@ func (r *WorkspaceRestoreReconciler) safetyBackup(ctx context.Context, wr *backu
 		return true, nil
 	case backupv1alpha1.BackupFailed:
 		r.finish(wr, backupv1alpha1.RestoreFailed, outcome{stalled: true, reason: backupv1alpha1.ReasonSafetyBackupFailed,
-			message: fmt.Sprintf("the safety backup %s failed (%s), so nothing was overwritten", name, b.Status.Message)})
+			message: fmt.Sprintf("the safety backup %s failed (%s), so nothing was overwritten", safetyName, b.Status.Message)})
 		return false, nil
 	default:
-		r.wait(wr, backupv1alpha1.ReasonWaitingForSafetyBackup, fmt.Sprintf("backing up the current content first (WorkspaceBackup %s)", name))
+		r.wait(wr, backupv1alpha1.ReasonWaitingForSafetyBackup, fmt.Sprintf("backing up the current content first (WorkspaceBackup %s)", safetyName))
 		return false, nil
 	}
 }

@@ -16,8 +16,9 @@ import (
 	. "github.com/onsi/gomega"
 )
 
-// DWO's default pod security context on Kubernetes (runAsUser 1234, runAsGroup 0: docs/architecture.md, "DevWorkspaces") is the
-// mover's user. hostPath volumes ignore fsGroup (docs/local-cluster.md), so fixture files must already belong to it.
+// DWO's default pod security context on Kubernetes (runAsUser 1234, runAsGroup 0: docs/architecture.md,
+// "DevWorkspaces") is the mover's user. hostPath volumes ignore fsGroup (docs/local-cluster.md), so
+// fixture files must already belong to it.
 const (
 	moverUID = 1234
 	moverGID = 0
