@@ -64,16 +64,53 @@ func (s scheduleState) slotsAt(now time.Time) slots {
 	return out
 }
 
-// nextSlot is the first slot strictly after t in loc, in UTC; zero if none within five years.
+// nextSlot is the first slot strictly after t, in UTC; zero if none within five years.
+//
+// A slot is an instant whose wall clock in loc matches the schedule: a local time that happens
+// twice (the clock goes back) is two slots, one that does not happen (the clock jumps over it) is
+// none. robfig/cron searching in loc itself can, around a change of other than one hour, off the
+// hour or at midnight (Pacific/Chatham, Australia/Lord_Howe, Antarctica/Troll, America/Santiago),
+// return a time at or before t, a time that does not match, or skip a day. So the search runs one
+// offset at a time: between two of loc's offset changes loc is a fixed zone, where robfig/cron is
+// exact and strictly increasing; a slot found past the change is searched again from the change,
+// in the next offset. Elsewhere (Europe/Prague) the slots are the ones robfig/cron finds in loc.
 func nextSlot(sched cron.Schedule, loc *time.Location, t time.Time) time.Time {
-	next := sched.Next(t.In(loc))
-	if next.IsZero() {
-		return time.Time{}
+	// robfig/cron gives up after the year of t+1s plus five; so does the whole search.
+	limit := t.Add(time.Second).In(loc).Year() + 5
+	// from is where the search starts (Next looks from the second after it), span an instant in
+	// the offset searched. Each round moves span to a later offset; maxSpans only bounds the loop.
+	from, span := t, t
+	for range maxSpans {
+		local := span.In(loc)
+		if local.Year() > limit {
+			return time.Time{}
+		}
+		name, offset := local.Zone()
+		_, end := local.ZoneBounds()
+		if !end.IsZero() && !end.After(span) {
+			// Away from a change ZoneBounds returns the end of the year, which past the zone's listed
+			// transitions (its rule, after 2037), on the last day of a leap year, is at or before
+			// span: no change is near, so the offset holds until the next UTC midnight at least.
+			end = span.UTC().Truncate(24 * time.Hour).Add(24 * time.Hour)
+		}
+		next := sched.Next(from.In(time.FixedZone(name, offset)))
+		if next.IsZero() || next.In(loc).Year() > limit {
+			return time.Time{}
+		}
+		if end.IsZero() || next.Before(end) {
+			return next.UTC()
+		}
+		// No slot left in this offset: search the next one from the change on.
+		from, span = end.Add(-time.Nanosecond), end
 	}
-	return next.UTC()
+	return time.Time{}
 }
 
-// latestSlot is the latest slot in (since, now], in UTC; zero if there is none.
+// maxSpans bounds nextSlot's rounds: five years hold a few dozen offset changes and year ends.
+const maxSpans = 1000
+
+// latestSlot is the latest slot in (since, now], in UTC; zero if there is none. Every slot it
+// considers comes from nextSlot from a time at or after since, so it is never at or before since.
 func latestSlot(sched cron.Schedule, loc *time.Location, since, now time.Time) time.Time {
 	if !since.Before(now) {
 		return time.Time{}
