@@ -67,8 +67,8 @@ var _ = Describe("The operator on a real cluster", Ordered, ContinueOnFailure, f
 				HaveKeyWithValue(backupv1alpha1.LabelPolicy, manualPolicy),
 				HaveKeyWithValue(backupv1alpha1.LabelWorkspace, manualWS.Name)))
 			Expect(manual.Finalizers).To(ContainElement(backupv1alpha1.FinalizerArtifact))
-			Expect(hasPrefixTag(tagOf(manual.Status.Artifact.Reference), manual.CreationTimestamp.Time)).To(BeTrue(),
-				"a manual backup's tag starts with its UTC creation time: %s", manual.Status.Artifact.Reference)
+			wantTag := manualTag(manualPolicy, manual.CreationTimestamp.Time, manual.UID)
+			Expect(tagOf(manual.Status.Artifact.Reference)).To(Equal(wantTag), "policy, UTC creation time, UID")
 			Expect(manual.Status.Artifact.Unchanged).To(BeFalse())
 			Expect(readyReason(manual.Status.Conditions)).To(Equal(backupv1alpha1.ReasonSucceeded))
 			By("one Job, deleted once the success was recorded")

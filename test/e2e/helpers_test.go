@@ -173,7 +173,8 @@ func tagOf(ref string) string {
 	return tag
 }
 
-// hasPrefixTag tells whether a tag starts with the UTC creation time, as manual backups' do.
-func hasPrefixTag(tag string, created time.Time) bool {
-	return strings.HasPrefix(tag, created.UTC().Format("20060102T150405Z"))
+// manualTag is the unique tag of a manual backup (docs/mover-contract.md, "Tag grammar"): its
+// policy, its UTC creation time and 6 hex characters of its UID.
+func manualTag(policy string, created time.Time, uid types.UID) string {
+	return policy + "-" + created.UTC().Format("20060102T150405Z") + "-" + strings.ReplaceAll(string(uid), "-", "")[:6]
 }
