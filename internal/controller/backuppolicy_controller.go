@@ -189,8 +189,8 @@ func (r *BackupPolicyReconciler) validate(ctx context.Context, policy *backupv1a
 // stall reports a stalled error as Ready=False, Stalled=True; any other error is returned to be
 // retried with backoff. A stalled policy schedules nothing.
 func (r *BackupPolicyReconciler) stall(policy *backupv1alpha1.BackupPolicy, err error) (ctrl.Result, error) {
-	var s *stalledError
-	if !errors.As(err, &s) {
+	s, ok := asTerminal(err)
+	if !ok {
 		return ctrl.Result{}, err
 	}
 	setConditions(&policy.Status.Conditions, policy.Generation, outcome{stalled: true, reason: s.reason, message: s.message})

@@ -19,19 +19,6 @@ import (
 // defaultCAKey is the ConfigMap key of a caBundle without one (the schema defaults it too).
 const defaultCAKey = "ca.crt"
 
-// stalledError is a problem only a person can fix (a bad spec, a missing Secret). The reconciler
-// reports it as Ready=False, Stalled=True with its reason, and does not retry with backoff.
-type stalledError struct {
-	reason  string // a constant from api/v1alpha1
-	message string // names the field, e.g. "spec.timeZone: ..."
-}
-
-func (e *stalledError) Error() string { return e.message }
-
-func stalled(reason, format string, args ...any) *stalledError {
-	return &stalledError{reason: reason, message: fmt.Sprintf(format, args...)}
-}
-
 // validPolicy is a policy spec that passed every check beyond the schema, parsed once.
 type validPolicy struct {
 	schedule  cron.Schedule
@@ -70,19 +57,19 @@ func parseSchedule(spec string) (cron.Schedule, error) {
 	s := strings.TrimSpace(spec)
 	switch {
 	case strings.HasPrefix(s, "TZ=") || strings.HasPrefix(s, "CRON_TZ="):
-		return nil, stalled(backupv1alpha1.ReasonInvalidSchedule,
+		return nil, terminalf(backupv1alpha1.ReasonInvalidSchedule,
 			"spec.schedule: %q must not carry a time zone prefix; set spec.timeZone instead", spec)
 	case strings.HasPrefix(s, "@") && !descriptors[s]:
-		return nil, stalled(backupv1alpha1.ReasonInvalidSchedule,
+		return nil, terminalf(backupv1alpha1.ReasonInvalidSchedule,
 			"spec.schedule: %q is not supported; use a 5-field cron expression or @yearly, @monthly, @weekly, @daily, @hourly", spec)
 	}
 	sched, err := cron.ParseStandard(s)
 	if err != nil {
-		return nil, stalled(backupv1alpha1.ReasonInvalidSchedule, "spec.schedule: %q is not a valid cron expression: %v", spec, err)
+		return nil, terminalf(backupv1alpha1.ReasonInvalidSchedule, "spec.schedule: %q is not a valid cron expression: %v", spec, err)
 	}
 	// "0 0 30 2 *" parses but never fires: say so rather than wait forever.
 	if sched.Next(time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)).IsZero() {
-		return nil, stalled(backupv1alpha1.ReasonInvalidSchedule, "spec.schedule: %q never matches a date", spec)
+		return nil, terminalf(backupv1alpha1.ReasonInvalidSchedule, "spec.schedule: %q never matches a date", spec)
 	}
 	return sched, nil
 }
@@ -95,7 +82,7 @@ func loadTimeZone(name string) (*time.Location, error) {
 	}
 	loc, err := time.LoadLocation(name)
 	if err != nil || name == "Local" {
-		return nil, stalled(backupv1alpha1.ReasonInvalidTimeZone, "spec.timeZone: %q is not a known IANA time zone", name)
+		return nil, terminalf(backupv1alpha1.ReasonInvalidTimeZone, "spec.timeZone: %q is not a known IANA time zone", name)
 	}
 	return loc, nil
 }
@@ -104,11 +91,11 @@ func loadTimeZone(name string) (*time.Location, error) {
 func parseSelectors(namespace, workspace *metav1.LabelSelector) (selectors, error) {
 	ns, err := metav1.LabelSelectorAsSelector(namespace)
 	if err != nil {
-		return selectors{}, stalled(backupv1alpha1.ReasonInvalidSelector, "spec.namespaceSelector: %v", err)
+		return selectors{}, terminalf(backupv1alpha1.ReasonInvalidSelector, "spec.namespaceSelector: %v", err)
 	}
 	ws, err := metav1.LabelSelectorAsSelector(workspace)
 	if err != nil {
-		return selectors{}, stalled(backupv1alpha1.ReasonInvalidSelector, "spec.workspaceSelector: %v", err)
+		return selectors{}, terminalf(backupv1alpha1.ReasonInvalidSelector, "spec.workspaceSelector: %v", err)
 	}
 	// LabelSelectorAsSelector maps nil to Nothing; the API says unset selects all.
 	if namespace == nil {
@@ -129,7 +116,7 @@ func checkRegistryRefs(ctx context.Context, reader client.Reader, namespace stri
 		key := client.ObjectKey{Namespace: namespace, Name: reg.AuthSecretName}
 		if err := reader.Get(ctx, key, secret); err != nil {
 			if apierrors.IsNotFound(err) {
-				return stalled(backupv1alpha1.ReasonSecretNotFound, "spec.registry.authSecretName: Secret %s not found", key)
+				return terminalf(backupv1alpha1.ReasonSecretNotFound, "spec.registry.authSecretName: Secret %s not found", key)
 			}
 			return fmt.Errorf("reading Secret %s: %w", key, err)
 		}
@@ -142,7 +129,7 @@ func checkRegistryRefs(ctx context.Context, reader client.Reader, namespace stri
 		key := client.ObjectKey{Namespace: namespace, Name: ca.ConfigMapName}
 		if err := reader.Get(ctx, key, cm); err != nil {
 			if apierrors.IsNotFound(err) {
-				return stalled(backupv1alpha1.ReasonCABundleNotFound, "spec.registry.caBundle.configMapName: ConfigMap %s not found", key)
+				return terminalf(backupv1alpha1.ReasonCABundleNotFound, "spec.registry.caBundle.configMapName: ConfigMap %s not found", key)
 			}
 			return fmt.Errorf("reading ConfigMap %s: %w", key, err)
 		}
@@ -153,7 +140,7 @@ func checkRegistryRefs(ctx context.Context, reader client.Reader, namespace stri
 		_, inData := cm.Data[caKey]
 		_, inBinary := cm.BinaryData[caKey]
 		if !inData && !inBinary {
-			return stalled(backupv1alpha1.ReasonCABundleNotFound, "spec.registry.caBundle.key: ConfigMap %s has no key %q", key, caKey)
+			return terminalf(backupv1alpha1.ReasonCABundleNotFound, "spec.registry.caBundle.key: ConfigMap %s has no key %q", key, caKey)
 		}
 	}
 	return nil
@@ -163,11 +150,11 @@ func checkRegistryRefs(ctx context.Context, reader client.Reader, namespace stri
 func checkDockerConfigSecret(secret *corev1.Secret) error {
 	key := client.ObjectKeyFromObject(secret)
 	if secret.Type != corev1.SecretTypeDockerConfigJson {
-		return stalled(backupv1alpha1.ReasonInvalidSecret, "spec.registry.authSecretName: Secret %s has type %q, want %q",
+		return terminalf(backupv1alpha1.ReasonInvalidSecret, "spec.registry.authSecretName: Secret %s has type %q, want %q",
 			key, secret.Type, corev1.SecretTypeDockerConfigJson)
 	}
 	if len(secret.Data[corev1.DockerConfigJsonKey]) == 0 {
-		return stalled(backupv1alpha1.ReasonInvalidSecret, "spec.registry.authSecretName: Secret %s has no %s key",
+		return terminalf(backupv1alpha1.ReasonInvalidSecret, "spec.registry.authSecretName: Secret %s has no %s key",
 			key, corev1.DockerConfigJsonKey)
 	}
 	return nil

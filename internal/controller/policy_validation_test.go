@@ -15,10 +15,10 @@ import (
 	backupv1alpha1 "github.com/dwbackup/devworkspace-backup-operator/api/v1alpha1"
 )
 
-// wantStalled checks err is a stalledError with the reason and a message naming the field.
+// wantStalled checks err is a terminalError with the reason and a message naming the field.
 func wantStalled(t *testing.T, err error, reason, field string) {
 	t.Helper()
-	var s *stalledError
+	var s *terminalError
 	if !errors.As(err, &s) {
 		t.Fatalf("error %v, want a stalled error %s", err, reason)
 	}

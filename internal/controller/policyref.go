@@ -13,28 +13,28 @@ import (
 	backupv1alpha1 "github.com/dwbackup/devworkspace-backup-operator/api/v1alpha1"
 )
 
-// getApplicablePolicy returns the named policy if its namespaceSelector selects namespace;
-// otherwise the outcome that fails a backup or restore (PolicyNotFound, PolicyNotApplicable).
-// Transient read errors also come back as an outcome-less nil policy with a nil outcome never:
-// they are reported as PolicyNotFound only when the object is really absent.
-func getApplicablePolicy(ctx context.Context, c client.Client, name, namespace string) (*backupv1alpha1.BackupPolicy, *outcome) {
+// getApplicablePolicy returns the named policy if its namespaceSelector selects namespace. A
+// policy or namespace that does not exist, or a selector that does not select the namespace, is the
+// terminal PolicyNotFound or PolicyNotApplicable; a failed read is transient.
+func getApplicablePolicy(ctx context.Context, c client.Client, name, namespace string) (*backupv1alpha1.BackupPolicy, error) {
 	policy := &backupv1alpha1.BackupPolicy{}
 	if err := c.Get(ctx, client.ObjectKey{Name: name}, policy); err != nil {
-		msg := fmt.Sprintf("spec.policyName: BackupPolicy %s not found", name)
-		if !apierrors.IsNotFound(err) {
-			msg = fmt.Sprintf("spec.policyName: reading BackupPolicy %s: %v", name, err)
+		if apierrors.IsNotFound(err) {
+			return nil, terminalf(backupv1alpha1.ReasonPolicyNotFound, "spec.policyName: BackupPolicy %s not found", name)
 		}
-		return nil, &outcome{stalled: true, reason: backupv1alpha1.ReasonPolicyNotFound, message: msg}
+		return nil, fmt.Errorf("read BackupPolicy %s: %w", name, err)
 	}
 	ns := &corev1.Namespace{}
 	if err := c.Get(ctx, client.ObjectKey{Name: namespace}, ns); err != nil {
-		return nil, &outcome{stalled: true, reason: backupv1alpha1.ReasonPolicyNotApplicable,
-			message: fmt.Sprintf("reading Namespace %s: %v", namespace, err)}
+		if apierrors.IsNotFound(err) {
+			return nil, terminalf(backupv1alpha1.ReasonPolicyNotApplicable, "namespace %s not found", namespace)
+		}
+		return nil, fmt.Errorf("read Namespace %s: %w", namespace, err)
 	}
 	if ok, err := selects(policy.Spec.NamespaceSelector, ns.Labels); err != nil || !ok {
-		return nil, &outcome{stalled: true, reason: backupv1alpha1.ReasonPolicyNotApplicable, message: fmt.Sprintf(
+		return nil, terminalf(backupv1alpha1.ReasonPolicyNotApplicable,
 			"spec.policyName: BackupPolicy %s does not apply to namespace %s (its spec.namespaceSelector does not select it)",
-			name, namespace)}
+			name, namespace)
 	}
 	return policy, nil
 }

@@ -51,7 +51,7 @@ type WorkspaceBackupReconciler struct {
 	Recorder  events.EventRecorder
 	Options
 	throttle *throttle
-	retries  launchRetries
+	movers   *moverLifecycle
 	// restores are the workspaces a restore of this process is writing (shared with the restore reconciler).
 	restores *restoreLocks
 	// cleaned holds the UIDs of finished backups whose clean-up is done, so the reconciles that
@@ -105,6 +105,11 @@ func (r *WorkspaceBackupReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 
 	before := backup.Status.DeepCopy()
 	result, err := r.advance(ctx, backup)
+	if t, ok := asTerminal(err); ok {
+		r.throttle.release(backup)
+		r.finish(backup, backupv1alpha1.BackupFailed, t.outcome())
+		result, err = ctrl.Result{}, nil
+	}
 	if !equality.Semantic.DeepEqual(*before, backup.Status) {
 		patch := &backupv1alpha1.WorkspaceBackup{ObjectMeta: backup.ObjectMeta, Status: *before}
 		stale, perr := patchStatus(ctx, r.Client, backup, patch)
@@ -156,12 +161,12 @@ func (r *WorkspaceBackupReconciler) adoptManual(ctx context.Context, b *backupv1
 	return true, r.Update(ctx, b)
 }
 
-// advance moves an unfinished backup one step and records the outcome in its status.
+// advance moves an unfinished backup one step and records the outcome in its status; a terminal
+// error ends it Failed.
 func (r *WorkspaceBackupReconciler) advance(ctx context.Context, b *backupv1alpha1.WorkspaceBackup) (ctrl.Result, error) {
-	policy, o := r.applicablePolicy(ctx, b.Spec.PolicyName, b.Namespace)
-	if o != nil {
-		r.finish(b, backupv1alpha1.BackupFailed, *o)
-		return ctrl.Result{}, nil
+	policy, err := getApplicablePolicy(ctx, r.Client, b.Spec.PolicyName, b.Namespace)
+	if err != nil {
+		return ctrl.Result{}, err
 	}
 	ws, err := lookupWorkspace(ctx, r.Client, b.Namespace, b.Spec.WorkspaceName)
 	if err != nil {
@@ -173,19 +178,12 @@ func (r *WorkspaceBackupReconciler) advance(ctx context.Context, b *backupv1alph
 	return r.start(ctx, b, policy, ws)
 }
 
-// applicablePolicy returns the policy, or the outcome that fails the object: the policy is
-// missing, or its namespaceSelector does not select this namespace.
-func (r *WorkspaceBackupReconciler) applicablePolicy(ctx context.Context, name, namespace string) (*backupv1alpha1.BackupPolicy, *outcome) {
-	return getApplicablePolicy(ctx, r.Client, name, namespace)
-}
-
 // start checks the preconditions in order and creates the mover Job when all hold.
 func (r *WorkspaceBackupReconciler) start(ctx context.Context, b *backupv1alpha1.WorkspaceBackup,
 	policy *backupv1alpha1.BackupPolicy, ws *workspace) (ctrl.Result, error) {
 	if ws == nil {
-		r.finish(b, backupv1alpha1.BackupFailed, outcome{stalled: true, reason: backupv1alpha1.ReasonWorkspaceNotFound,
-			message: fmt.Sprintf("spec.workspaceName: DevWorkspace %s/%s not found", b.Namespace, b.Spec.WorkspaceName)})
-		return ctrl.Result{}, nil
+		return ctrl.Result{}, terminalf(backupv1alpha1.ReasonWorkspaceNotFound,
+			"spec.workspaceName: DevWorkspace %s/%s not found", b.Namespace, b.Spec.WorkspaceName)
 	}
 	if !ws.Stopped() {
 		// A started workspace is never backed up; the DevWorkspace watch wakes this backup when it stops.
@@ -193,7 +191,7 @@ func (r *WorkspaceBackupReconciler) start(ctx context.Context, b *backupv1alpha1
 			"waiting for DevWorkspace %s to stop (phase %q, spec.started %v)", ws.Name, ws.Phase, ws.Started))
 		return ctrl.Result{}, nil
 	}
-	// A restore of this workspace owns its storage until its Job ends (docs/restore.md).
+	// A restore of this workspace owns its storage until its Job ends (exclusive.go).
 	if restore, err := r.restoreInProgress(ctx, b); err != nil || restore != "" {
 		if err == nil {
 			r.wait(b, backupv1alpha1.ReasonWaitingForRestore, fmt.Sprintf(
@@ -209,7 +207,7 @@ func (r *WorkspaceBackupReconciler) start(ctx context.Context, b *backupv1alpha1
 		// A finishing backup of the policy wakes this one; the requeue is only a safety net.
 		return ctrl.Result{RequeueAfter: time.Minute}, nil
 	}
-	loc, skip, err := r.storageOf(ctx, *ws)
+	st, skip, err := resolveWorkspaceStorage(ctx, r.Client, r.APIReader, r.DWONamespace, *ws)
 	if err != nil || skip != "" {
 		r.throttle.release(b)
 		if err == nil {
@@ -217,111 +215,53 @@ func (r *WorkspaceBackupReconciler) start(ctx context.Context, b *backupv1alpha1
 		}
 		return ctrl.Result{}, err
 	}
-	job, err := r.launch(ctx, b, policy, *ws, loc)
+	repository, tag := artifactRepository(policy.Spec.Registry.Repository, b.Namespace, ws.Name), backupTag(b)
+	job, err := r.movers.launch(ctx, moverRun{Owner: b, Policy: policy, Workspace: *ws, Storage: st,
+		JobName: childName("backup", b.Name), ReadOnly: true,
+		Args: func(creds credentials) []string {
+			return backupArgs(st.location.Path, repository, tag, taggedTime(b), ws.Name, b.Namespace, ws.ID,
+				creds.SecretName != "", creds.WithCA, policy.Spec.Registry.Insecure)
+		}})
 	if err != nil {
 		r.throttle.release(b)
-		return ctrl.Result{}, r.failLaunch(b, err)
+		return ctrl.Result{}, err
 	}
-	r.retries.forget(b.UID)
 	now := metav1.NewTime(r.Clock.Now())
 	b.Status.Phase = backupv1alpha1.BackupRunning
 	b.Status.JobName = job.Name
 	b.Status.StartTime = &now
 	b.Status.WorkspaceID = ws.ID
 	b.Status.WorkspaceStoppedAt = &metav1.Time{Time: ws.StoppedAt}
-	b.Status.Source = &backupv1alpha1.BackupSource{ClaimName: loc.location.ClaimName, Path: loc.location.Path}
+	b.Status.Source = &backupv1alpha1.BackupSource{ClaimName: st.location.ClaimName, Path: st.location.Path}
 	// The reference is the one the controller asked for; the digest will be the registry's.
-	b.Status.Artifact = &backupv1alpha1.ArtifactStatus{
-		Reference: artifactRepository(policy.Spec.Registry.Repository, b.Namespace, ws.Name) + ":" + backupTag(b),
-	}
+	b.Status.Artifact = &backupv1alpha1.ArtifactStatus{Reference: repository + ":" + tag}
 	record(&b.Status.Message, &b.Status.Conditions, b.Generation, outcome{reason: backupv1alpha1.ReasonJobRunning,
-		message: fmt.Sprintf("mover Job %s is backing up %s/%s", job.Name, loc.location.ClaimName, loc.location.Path)})
+		message: fmt.Sprintf("mover Job %s is backing up %s/%s", job.Name, st.location.ClaimName, st.location.Path)})
 	r.Recorder.Eventf(b, nil, corev1.EventTypeNormal, "BackupStarted", "Start", "%s", b.Status.Message)
 	return ctrl.Result{}, nil
-}
-
-// failLaunch records a launch that cannot succeed (a terminal error, or transient errors for
-// longer than launchRetryWindow) as Failed; otherwise it returns the error for a retry with backoff.
-func (r *WorkspaceBackupReconciler) failLaunch(b *backupv1alpha1.WorkspaceBackup, err error) error {
-	t, ok := asTerminal(err)
-	if !ok && !r.retries.giveUp(b.UID, r.Clock.Now()) {
-		return err
-	}
-	if !ok {
-		t = givenUp(err, "creating the mover Job")
-	}
-	r.retries.forget(b.UID)
-	r.finish(b, backupv1alpha1.BackupFailed, outcome{stalled: true, reason: t.reason, message: t.message})
-	return nil
-}
-
-// resolvedStorage is a workspace's claim with what the Job needs to know about it.
-type resolvedStorage struct {
-	location storageLocation
-	pvc      *corev1.PersistentVolumeClaim
-	dwo      dwoSettings
-}
-
-// storageOf resolves the workspace's PVC as DWO lays it out. skip names why there is nothing to
-// back up (ephemeral storage, no PVC, PVC not Bound).
-func (r *WorkspaceBackupReconciler) storageOf(ctx context.Context, ws workspace) (resolvedStorage, string, error) {
-	return resolveWorkspaceStorage(ctx, r.Client, r.APIReader, r.DWONamespace, ws)
-}
-
-// launch creates (or adopts) the backup's mover Job with its credentials.
-func (r *WorkspaceBackupReconciler) launch(ctx context.Context, b *backupv1alpha1.WorkspaceBackup,
-	policy *backupv1alpha1.BackupPolicy, ws workspace, st resolvedStorage) (*batchv1.Job, error) {
-	node, err := attachedNode(ctx, r.Client, r.APIReader, st.pvc)
-	if err != nil {
-		return nil, err
-	}
-	psc := st.dwo.PodSecurityContext
-	if policy.Spec.Job.PodSecurityContext != nil {
-		psc = policy.Spec.Job.PodSecurityContext
-	}
-	return launchMover(ctx, r.Client, r.APIReader, moverLaunch{
-		Owner: b, JobName: childName("backup", b.Name),
-		Credentials: func() (credentials, error) {
-			return ensureCredentials(ctx, r.Client, r.APIReader, r.OperatorNamespace, policy, b)
-		},
-		Build: func(creds credentials) *batchv1.Job {
-			return buildMoverJob(moverJobParams{
-				Name: childName("backup", b.Name), Namespace: b.Namespace, Owner: b, Image: r.MoverImage,
-				Workspace: ws.Name,
-				Args: backupArgs(st.location.Path, artifactRepository(policy.Spec.Registry.Repository, b.Namespace, ws.Name),
-					backupTag(b), taggedTime(b), ws.Name, b.Namespace, ws.ID,
-					creds.SecretName != "", creds.WithCA, policy.Spec.Registry.Insecure),
-				ClaimName: st.location.ClaimName, ReadOnly: true,
-				CredentialsSecret: creds.SecretName, WithCA: creds.WithCA,
-				Job: policy.Spec.Job, PodSecurityContext: psc, NodeName: node, HostNetwork: r.MoverHostNetwork,
-			})
-		},
-	})
 }
 
 // watchJob follows a running backup: it stops the Job when the developer needs the workspace,
 // and records the outcome when the Job ends.
 func (r *WorkspaceBackupReconciler) watchJob(ctx context.Context, b *backupv1alpha1.WorkspaceBackup,
 	policy *backupv1alpha1.BackupPolicy, ws *workspace) (ctrl.Result, error) {
-	p, err := superviseJob(ctx, r.Client, r.APIReader, b, b.Spec.WorkspaceName, ws, b.Status.JobName)
+	p, err := r.movers.supervise(ctx, b, b.Spec.WorkspaceName, ws, b.Status.JobName)
 	switch {
 	case err != nil:
 		return ctrl.Result{}, err
 	case p.stopped != "":
-		r.finish(b, backupv1alpha1.BackupFailed, outcome{stalled: true, reason: backupv1alpha1.ReasonWorkspaceStarted,
-			message: p.stopped + "; the backup was stopped so it does not hold up the developer"})
+		return ctrl.Result{}, terminalf(backupv1alpha1.ReasonWorkspaceStarted, "%s; the backup was stopped so it does not hold up the developer", p.stopped)
 	case p.running:
 		return ctrl.Result{RequeueAfter: p.requeue}, nil
 	case p.failure != nil:
-		r.finish(b, backupv1alpha1.BackupFailed, *p.failure)
+		return ctrl.Result{}, p.failure
 	case !p.succeeded:
-		r.finish(b, backupv1alpha1.BackupFailed, failedResult(p))
+		return ctrl.Result{}, failedResult(p)
 	case p.hasResult && p.result.Phase == mover.PhaseSkipped:
 		r.finish(b, backupv1alpha1.BackupSkipped, outcome{ready: true, reason: p.result.Reason, message: p.result.Message})
-	default:
-		return ctrl.Result{}, r.recordArtifact(ctx, b, policy, p)
+		return ctrl.Result{}, nil
 	}
-	return ctrl.Result{}, nil
+	return ctrl.Result{}, r.recordArtifact(ctx, b, policy, p)
 }
 
 // recordArtifact completes a backup whose Job succeeded. The pod's result is only a cross-check
@@ -332,19 +272,13 @@ func (r *WorkspaceBackupReconciler) recordArtifact(ctx context.Context, b *backu
 	policy *backupv1alpha1.BackupPolicy, p jobProgress) error {
 	reference := b.Status.Artifact.Reference
 	desc, err := resolveArtifact(ctx, r.APIReader, r.OperatorNamespace, policy, b.Namespace, reference)
-	if err != nil {
-		if t, ok := asTerminal(err); ok || r.retries.giveUp(b.UID, r.Clock.Now()) {
-			if !ok {
-				t = givenUp(err, "reading the tag from the registry")
-			}
-			r.retries.forget(b.UID)
-			r.finish(b, backupv1alpha1.BackupFailed, outcome{stalled: true, reason: t.reason, message: fmt.Sprintf(
-				"mover Job %s succeeded, but %s could not be confirmed in the registry: %s", p.jobName, reference, t.message)})
-			return nil
+	if err = r.movers.retryOrGiveUp(b.UID, err, "reading the tag from the registry"); err != nil {
+		if t, ok := asTerminal(err); ok {
+			return terminalf(t.reason, "mover Job %s succeeded, but %s could not be confirmed in the registry: %s",
+				p.jobName, reference, t.message)
 		}
 		return err
 	}
-	r.retries.forget(b.UID)
 	res := p.result
 	artifact := &backupv1alpha1.ArtifactStatus{Reference: reference, Digest: desc.Digest.String()}
 	msg := fmt.Sprintf("backed up to %s (the mover Job %s reported no readable result)", reference, p.jobName)
@@ -393,18 +327,10 @@ func (r *WorkspaceBackupReconciler) finish(b *backupv1alpha1.WorkspaceBackup, ph
 	finishEvent(r.Recorder, b, "Backup", string(phase), phase == backupv1alpha1.BackupFailed, o)
 }
 
-// cleanUp removes what a finished backup no longer needs: the Secret copies, a Job still running
-// (every terminal path stops the mover), and the Job after a success (a failed Job stays for
-// kubectl logs until the backup is pruned); then retention runs for its workspace.
+// cleanUp removes what a finished backup no longer needs (moverLifecycle.cleanUp), then applies
+// retention to its workspace.
 func (r *WorkspaceBackupReconciler) cleanUp(ctx context.Context, b *backupv1alpha1.WorkspaceBackup) error {
-	if err := deleteCredentialsCopies(ctx, r.Client, b); err != nil {
-		return err
-	}
-	stop := stopMoverJob
-	if b.Status.Phase == backupv1alpha1.BackupSucceeded {
-		stop = deleteOwnedJob
-	}
-	if err := stop(ctx, r.Client, r.APIReader, b, b.Status.JobName); err != nil {
+	if err := r.movers.cleanUp(ctx, b, b.Status.JobName, b.Status.Phase == backupv1alpha1.BackupSucceeded); err != nil {
 		return err
 	}
 	if err := r.applyRetention(ctx, b); err != nil {
@@ -422,6 +348,7 @@ func (r *WorkspaceBackupReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.restores == nil {
 		r.restores = newRestoreLocks()
 	}
+	r.movers = &moverLifecycle{client: r.Client, reader: r.APIReader, opts: r.Options}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&backupv1alpha1.WorkspaceBackup{}).
 		Owns(&batchv1.Job{}).

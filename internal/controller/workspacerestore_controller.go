@@ -38,7 +38,6 @@ import (
 
 	backupv1alpha1 "github.com/dwbackup/devworkspace-backup-operator/api/v1alpha1"
 	"github.com/dwbackup/devworkspace-backup-operator/internal/dwo"
-	"github.com/dwbackup/devworkspace-backup-operator/internal/mover"
 )
 
 // WorkspaceRestoreReconciler restores a backup into a stopped workspace's storage.
@@ -49,7 +48,7 @@ type WorkspaceRestoreReconciler struct {
 	Scheme    *runtime.Scheme
 	Recorder  events.EventRecorder
 	Options
-	retries launchRetries
+	movers *moverLifecycle
 	// restores are the workspaces a restore of this process is writing (shared with the backup reconciler).
 	restores *restoreLocks
 }
@@ -71,6 +70,10 @@ func (r *WorkspaceRestoreReconciler) Reconcile(ctx context.Context, req ctrl.Req
 	}
 	before := restore.Status.DeepCopy()
 	result, err := r.advance(ctx, restore)
+	if t, ok := asTerminal(err); ok {
+		r.finish(restore, backupv1alpha1.RestoreFailed, t.outcome())
+		result, err = ctrl.Result{}, nil
+	}
 	if !equality.Semantic.DeepEqual(*before, restore.Status) {
 		patch := &backupv1alpha1.WorkspaceRestore{ObjectMeta: restore.ObjectMeta, Status: *before}
 		stale, perr := patchStatus(ctx, r.Client, restore, patch)
@@ -84,7 +87,7 @@ func (r *WorkspaceRestoreReconciler) Reconcile(ctx context.Context, req ctrl.Req
 	return result, err
 }
 
-// advance moves an unfinished restore one step.
+// advance moves an unfinished restore one step; a terminal error ends it Failed.
 func (r *WorkspaceRestoreReconciler) advance(ctx context.Context, wr *backupv1alpha1.WorkspaceRestore) (ctrl.Result, error) {
 	ws, err := lookupWorkspace(ctx, r.Client, wr.Namespace, wr.Spec.WorkspaceName)
 	if err != nil {
@@ -93,17 +96,16 @@ func (r *WorkspaceRestoreReconciler) advance(ctx context.Context, wr *backupv1al
 	if wr.Status.Phase == backupv1alpha1.RestoreRunning {
 		return r.watchJob(ctx, wr, ws)
 	}
-	src, policy, o := r.resolveSource(ctx, wr)
-	if o != nil {
-		r.finish(wr, backupv1alpha1.RestoreFailed, *o)
-		return ctrl.Result{}, nil
+	src, policy, err := r.resolveSource(ctx, wr)
+	if err != nil {
+		return ctrl.Result{}, err
 	}
 	if src.Digest == "" {
 		// Always restored by digest: the one the registry gives the tag now, recorded before the
 		// Job runs (a pod's report of what it pulled is never trusted).
 		desc, err := resolveArtifact(ctx, r.APIReader, r.OperatorNamespace, policy, wr.Namespace, src.Reference)
-		if err != nil {
-			return ctrl.Result{}, r.failLaunch(wr, err)
+		if err := r.movers.retryOrGiveUp(wr.UID, err, "resolving the source in the registry"); err != nil {
+			return ctrl.Result{}, err
 		}
 		src.Digest = desc.Digest.String()
 	}
@@ -111,11 +113,11 @@ func (r *WorkspaceRestoreReconciler) advance(ctx context.Context, wr *backupv1al
 	return r.start(ctx, wr, policy, ws)
 }
 
-// resolveSource finds the artifact and the policy whose credentials pull it, or the outcome that
-// fails the restore (BackupNotFound, BackupNotSucceeded, PolicyNotFound, PolicyNotApplicable).
-// A backup named by spec.backupName is held to the same tenancy rule as spec.artifactReference.
+// resolveSource finds the artifact and the policy whose credentials pull it, or the terminal error
+// (BackupNotFound, BackupNotSucceeded, PolicyNotFound, PolicyNotApplicable). A backup named by
+// spec.backupName is held to the same tenancy rule as spec.artifactReference.
 func (r *WorkspaceRestoreReconciler) resolveSource(ctx context.Context, wr *backupv1alpha1.WorkspaceRestore) (
-	backupv1alpha1.RestoreSource, *backupv1alpha1.BackupPolicy, *outcome) {
+	backupv1alpha1.RestoreSource, *backupv1alpha1.BackupPolicy, error) {
 	src := backupv1alpha1.RestoreSource{Reference: wr.Spec.ArtifactReference}
 	policyName, field := wr.Spec.PolicyName, "spec.artifactReference"
 	if wr.Spec.BackupName != "" {
@@ -127,27 +129,28 @@ func (r *WorkspaceRestoreReconciler) resolveSource(ctx context.Context, wr *back
 			// not show yet a backup that was created or finished a moment ago.
 			err = r.APIReader.Get(ctx, key, b)
 		}
-		if err != nil {
-			return src, nil, &outcome{stalled: true, reason: backupv1alpha1.ReasonBackupNotFound,
-				message: fmt.Sprintf("spec.backupName: WorkspaceBackup %s/%s not found", wr.Namespace, wr.Spec.BackupName)}
-		}
-		if !restorable(b) {
-			return src, nil, &outcome{stalled: true, reason: backupv1alpha1.ReasonBackupNotSucceeded,
-				message: fmt.Sprintf("spec.backupName: WorkspaceBackup %s is %s, not Succeeded; only a successful backup can be restored",
-					b.Name, b.Status.Phase)}
+		switch {
+		case apierrors.IsNotFound(err):
+			return src, nil, terminalf(backupv1alpha1.ReasonBackupNotFound,
+				"spec.backupName: WorkspaceBackup %s/%s not found", wr.Namespace, wr.Spec.BackupName)
+		case err != nil:
+			return src, nil, fmt.Errorf("read WorkspaceBackup %s: %w", key, err)
+		case !restorable(b):
+			return src, nil, terminalf(backupv1alpha1.ReasonBackupNotSucceeded,
+				"spec.backupName: WorkspaceBackup %s is %s, not Succeeded; only a successful backup can be restored", b.Name, b.Status.Phase)
 		}
 		src = backupv1alpha1.RestoreSource{Reference: b.Status.Artifact.Reference, Digest: b.Status.Artifact.Digest}
 		policyName, field = b.Spec.PolicyName, "spec.backupName"
 	}
-	policy, o := getApplicablePolicy(ctx, r.Client, policyName, wr.Namespace)
-	if o != nil {
-		return src, nil, o
+	policy, err := getApplicablePolicy(ctx, r.Client, policyName, wr.Namespace)
+	if err != nil {
+		return src, nil, err
 	}
 	if !referenceAllowed(src.Reference, policy, wr.Namespace) {
-		return src, nil, &outcome{stalled: true, reason: backupv1alpha1.ReasonPolicyNotApplicable, message: fmt.Sprintf(
+		return src, nil, terminalf(backupv1alpha1.ReasonPolicyNotApplicable,
 			"%s: %s is not an artifact of one workspace under %s (policy %s; spec.allowCrossNamespaceRestore: %v)",
 			field, src.Reference, artifactRepository(policy.Spec.Registry.Repository, wr.Namespace, ""), policy.Name,
-			policy.Spec.AllowCrossNamespaceRestore)}
+			policy.Spec.AllowCrossNamespaceRestore)
 	}
 	if _, digest, ok := strings.Cut(src.Reference, "@"); ok {
 		src.Digest = digest
@@ -201,9 +204,8 @@ func pullReference(src backupv1alpha1.RestoreSource) string {
 func (r *WorkspaceRestoreReconciler) start(ctx context.Context, wr *backupv1alpha1.WorkspaceRestore,
 	policy *backupv1alpha1.BackupPolicy, ws *workspace) (ctrl.Result, error) {
 	if ws == nil {
-		r.finish(wr, backupv1alpha1.RestoreFailed, outcome{stalled: true, reason: backupv1alpha1.ReasonWorkspaceNotFound,
-			message: fmt.Sprintf("spec.workspaceName: DevWorkspace %s/%s not found", wr.Namespace, wr.Spec.WorkspaceName)})
-		return ctrl.Result{}, nil
+		return ctrl.Result{}, terminalf(backupv1alpha1.ReasonWorkspaceNotFound,
+			"spec.workspaceName: DevWorkspace %s/%s not found", wr.Namespace, wr.Spec.WorkspaceName)
 	}
 	if !ws.Stopped() {
 		// Never write into a running workspace's volume; the DevWorkspace watch wakes this restore.
@@ -215,11 +217,9 @@ func (r *WorkspaceRestoreReconciler) start(ctx context.Context, wr *backupv1alph
 		return ctrl.Result{}, err
 	}
 	if skip != "" {
-		r.finish(wr, backupv1alpha1.RestoreFailed, outcome{stalled: true, reason: backupv1alpha1.ReasonNoWorkspaceStorage,
-			message: skip + ". A workspace that has never started has no storage yet: to restore into a new workspace, " +
-				"set its attributes controller.devfile.io/restore-workspace: 'true' and " +
-				"controller.devfile.io/restore-source-image: " + wr.Status.Source.Reference + " and start it (DWO restores on start)"})
-		return ctrl.Result{}, nil
+		return ctrl.Result{}, terminalf(backupv1alpha1.ReasonNoWorkspaceStorage, "%s. A workspace that has never started has no "+
+			"storage yet: to restore into a new workspace, set its attributes controller.devfile.io/restore-workspace: 'true' and "+
+			"controller.devfile.io/restore-source-image: %s and start it (DWO restores on start)", skip, wr.Status.Source.Reference)
 	}
 	if wr.Spec.Overwrite {
 		if done, err := r.safetyBackup(ctx, wr, policy); !done || err != nil {
@@ -237,69 +237,27 @@ func (r *WorkspaceRestoreReconciler) start(ctx context.Context, wr *backupv1alph
 			r.wait(wr, backupv1alpha1.ReasonWaitingForMover, fmt.Sprintf(
 				"mover Job %s is using the storage of DevWorkspace %s; the restore starts when it ends", other, ws.Name))
 		}
-		// A Job's end wakes only its owner: look again soon.
+		// The other mover's backup or restore finishing wakes this one; look again soon anyway.
 		return ctrl.Result{RequeueAfter: 10 * time.Second}, err
 	}
-	job, err := r.launch(ctx, wr, policy, *ws, st)
+	source := pullReference(*wr.Status.Source)
+	job, err := r.movers.launch(ctx, moverRun{Owner: wr, Policy: policy, Workspace: *ws, Storage: st,
+		JobName: childName("restore", wr.Name),
+		Args: func(creds credentials) []string {
+			return restoreArgs(st.location.Path, source, wr.Spec.Overwrite, creds.SecretName != "", creds.WithCA, policy.Spec.Registry.Insecure)
+		}})
 	if err != nil {
 		r.restores.release(wr.Namespace, wr.Spec.WorkspaceName, wr.Name)
-		return ctrl.Result{}, r.failLaunch(wr, err)
+		return ctrl.Result{}, err
 	}
-	r.retries.forget(wr.UID)
 	now := metav1.NewTime(r.Clock.Now())
 	wr.Status.Phase = backupv1alpha1.RestoreRunning
 	wr.Status.JobName = job.Name
 	wr.Status.StartTime = &now
 	record(&wr.Status.Message, &wr.Status.Conditions, wr.Generation, outcome{reason: backupv1alpha1.ReasonJobRunning,
-		message: fmt.Sprintf("mover Job %s is restoring %s into %s/%s", job.Name,
-			pullReference(*wr.Status.Source), st.location.ClaimName, st.location.Path)})
+		message: fmt.Sprintf("mover Job %s is restoring %s into %s/%s", job.Name, source, st.location.ClaimName, st.location.Path)})
 	r.Recorder.Eventf(wr, nil, corev1.EventTypeNormal, "RestoreStarted", "Start", "%s", wr.Status.Message)
 	return ctrl.Result{}, nil
-}
-
-// launch creates (or adopts) the restore's mover Job with its credentials.
-func (r *WorkspaceRestoreReconciler) launch(ctx context.Context, wr *backupv1alpha1.WorkspaceRestore,
-	policy *backupv1alpha1.BackupPolicy, ws workspace, st resolvedStorage) (*batchv1.Job, error) {
-	node, err := attachedNode(ctx, r.Client, r.APIReader, st.pvc)
-	if err != nil {
-		return nil, err
-	}
-	psc := st.dwo.PodSecurityContext
-	if policy.Spec.Job.PodSecurityContext != nil {
-		psc = policy.Spec.Job.PodSecurityContext
-	}
-	return launchMover(ctx, r.Client, r.APIReader, moverLaunch{
-		Owner: wr, JobName: childName("restore", wr.Name),
-		Credentials: func() (credentials, error) {
-			return ensureCredentials(ctx, r.Client, r.APIReader, r.OperatorNamespace, policy, wr)
-		},
-		Build: func(creds credentials) *batchv1.Job {
-			return buildMoverJob(moverJobParams{
-				Name: childName("restore", wr.Name), Namespace: wr.Namespace, Owner: wr, Image: r.MoverImage,
-				Workspace: ws.Name,
-				Args: restoreArgs(st.location.Path, pullReference(*wr.Status.Source), wr.Spec.Overwrite,
-					creds.SecretName != "", creds.WithCA, policy.Spec.Registry.Insecure),
-				ClaimName: st.location.ClaimName, ReadOnly: false,
-				CredentialsSecret: creds.SecretName, WithCA: creds.WithCA,
-				Job: policy.Spec.Job, PodSecurityContext: psc, NodeName: node, HostNetwork: r.MoverHostNetwork,
-			})
-		},
-	})
-}
-
-// failLaunch records a launch that cannot succeed (a terminal error, or transient errors for
-// longer than launchRetryWindow) as Failed; otherwise it returns the error for a retry with backoff.
-func (r *WorkspaceRestoreReconciler) failLaunch(wr *backupv1alpha1.WorkspaceRestore, err error) error {
-	t, ok := asTerminal(err)
-	if !ok && !r.retries.giveUp(wr.UID, r.Clock.Now()) {
-		return err
-	}
-	if !ok {
-		t = givenUp(err, "starting the restore")
-	}
-	r.retries.forget(wr.UID)
-	r.finish(wr, backupv1alpha1.RestoreFailed, outcome{stalled: true, reason: t.reason, message: t.message})
-	return nil
 }
 
 // safetyBackup makes sure the current content is backed up before an overwrite. done is true
@@ -337,18 +295,16 @@ func (r *WorkspaceRestoreReconciler) safetyBackup(ctx context.Context, wr *backu
 	}
 	if b.Labels[backupv1alpha1.LabelRestoreUID] != string(wr.UID) || b.Spec.WorkspaceName != wr.Spec.WorkspaceName ||
 		b.Labels[backupv1alpha1.LabelTrigger] != string(backupv1alpha1.TriggerPreRestore) {
-		r.finish(wr, backupv1alpha1.RestoreFailed, outcome{stalled: true, reason: backupv1alpha1.ReasonSafetyBackupConflict,
-			message: fmt.Sprintf("WorkspaceBackup %s was not made as this restore's safety backup of DevWorkspace %s, "+
-				"so nothing was overwritten; delete it or restore under another name", safetyName, wr.Spec.WorkspaceName)})
-		return false, nil
+		return false, terminalf(backupv1alpha1.ReasonSafetyBackupConflict,
+			"WorkspaceBackup %s was not made as this restore's safety backup of DevWorkspace %s, "+
+				"so nothing was overwritten; delete it or restore under another name", safetyName, wr.Spec.WorkspaceName)
 	}
 	switch b.Status.Phase {
 	case backupv1alpha1.BackupSucceeded, backupv1alpha1.BackupSkipped:
 		return true, nil
 	case backupv1alpha1.BackupFailed:
-		r.finish(wr, backupv1alpha1.RestoreFailed, outcome{stalled: true, reason: backupv1alpha1.ReasonSafetyBackupFailed,
-			message: fmt.Sprintf("the safety backup %s failed (%s), so nothing was overwritten", safetyName, b.Status.Message)})
-		return false, nil
+		return false, terminalf(backupv1alpha1.ReasonSafetyBackupFailed,
+			"the safety backup %s failed (%s), so nothing was overwritten", safetyName, b.Status.Message)
 	default:
 		r.wait(wr, backupv1alpha1.ReasonWaitingForSafetyBackup, fmt.Sprintf("backing up the current content first (WorkspaceBackup %s)", safetyName))
 		return false, nil
@@ -358,7 +314,7 @@ func (r *WorkspaceRestoreReconciler) safetyBackup(ctx context.Context, wr *backu
 // watchJob follows a running restore: a person starting the workspace wins; otherwise the
 // mover's result is recorded when the Job ends.
 func (r *WorkspaceRestoreReconciler) watchJob(ctx context.Context, wr *backupv1alpha1.WorkspaceRestore, ws *workspace) (ctrl.Result, error) {
-	p, err := superviseJob(ctx, r.Client, r.APIReader, wr, wr.Spec.WorkspaceName, ws, wr.Status.JobName)
+	p, err := r.movers.supervise(ctx, wr, wr.Spec.WorkspaceName, ws, wr.Status.JobName)
 	switch {
 	case err != nil:
 		return ctrl.Result{}, err
@@ -367,24 +323,21 @@ func (r *WorkspaceRestoreReconciler) watchJob(ctx context.Context, wr *backupv1a
 		if wr.Status.SafetyBackupName != "" {
 			msg += fmt.Sprintf("; WorkspaceBackup %s holds the previous content", wr.Status.SafetyBackupName)
 		}
-		r.finish(wr, backupv1alpha1.RestoreFailed, outcome{stalled: true, reason: backupv1alpha1.ReasonWorkspaceStarted, message: msg})
+		return ctrl.Result{}, terminalf(backupv1alpha1.ReasonWorkspaceStarted, "%s", msg)
 	case p.running:
 		return ctrl.Result{RequeueAfter: p.requeue}, nil
 	case p.failure != nil:
-		r.finish(wr, backupv1alpha1.RestoreFailed, *p.failure)
+		return ctrl.Result{}, p.failure
 	case !p.succeeded:
-		r.finish(wr, backupv1alpha1.RestoreFailed, failedResult(p))
-	case p.hasResult && p.result.Phase == mover.PhaseSucceeded:
-		// The counts come from the pod; the source digest stays the one recorded before the Job.
-		wr.Status.Files, wr.Status.Bytes = p.result.Files, p.result.Bytes
-		r.finish(wr, backupv1alpha1.RestoreSucceeded, outcome{ready: true, reason: backupv1alpha1.ReasonSucceeded,
-			message: fmt.Sprintf("restored %d files (%d bytes) from %s", p.result.Files, p.result.Bytes, pullReference(*wr.Status.Source))})
-	case p.hasResult:
-		r.finish(wr, backupv1alpha1.RestoreFailed, outcome{stalled: true, reason: p.result.Reason, message: p.result.Message})
-	default: // succeeded without a readable result
-		r.finish(wr, backupv1alpha1.RestoreSucceeded, outcome{ready: true, reason: backupv1alpha1.ReasonSucceeded,
-			message: fmt.Sprintf("mover Job %s succeeded but its result was unreadable", p.jobName)})
+		return ctrl.Result{}, failedResult(p)
 	}
+	// The counts come from the pod; the source digest stays the one recorded before the Job.
+	msg := fmt.Sprintf("mover Job %s succeeded but its result was unreadable", p.jobName)
+	if p.hasResult {
+		wr.Status.Files, wr.Status.Bytes = p.result.Files, p.result.Bytes
+		msg = fmt.Sprintf("restored %d files (%d bytes) from %s", p.result.Files, p.result.Bytes, pullReference(*wr.Status.Source))
+	}
+	r.finish(wr, backupv1alpha1.RestoreSucceeded, outcome{ready: true, reason: backupv1alpha1.ReasonSucceeded, message: msg})
 	return ctrl.Result{}, nil
 }
 
@@ -403,18 +356,10 @@ func (r *WorkspaceRestoreReconciler) finish(wr *backupv1alpha1.WorkspaceRestore,
 	finishEvent(r.Recorder, wr, "Restore", string(phase), phase == backupv1alpha1.RestoreFailed, o)
 }
 
-// cleanUp deletes the Secret copies, a Job still running (every terminal path stops the mover),
-// and the Job after a success (a failed Job stays for logs until the restore is deleted, which
-// garbage-collects it through its owner reference); then it frees the workspace.
+// cleanUp removes what a finished restore no longer needs (moverLifecycle.cleanUp) and frees its
+// workspace.
 func (r *WorkspaceRestoreReconciler) cleanUp(ctx context.Context, wr *backupv1alpha1.WorkspaceRestore) error {
-	if err := deleteCredentialsCopies(ctx, r.Client, wr); err != nil {
-		return err
-	}
-	stop := stopMoverJob
-	if wr.Status.Phase == backupv1alpha1.RestoreSucceeded {
-		stop = deleteOwnedJob
-	}
-	if err := stop(ctx, r.Client, r.APIReader, wr, wr.Status.JobName); err != nil {
+	if err := r.movers.cleanUp(ctx, wr, wr.Status.JobName, wr.Status.Phase == backupv1alpha1.RestoreSucceeded); err != nil {
 		return err
 	}
 	r.restores.release(wr.Namespace, wr.Spec.WorkspaceName, wr.Name)
@@ -426,6 +371,7 @@ func (r *WorkspaceRestoreReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.restores == nil {
 		r.restores = newRestoreLocks()
 	}
+	r.movers = &moverLifecycle{client: r.Client, reader: r.APIReader, opts: r.Options}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&backupv1alpha1.WorkspaceRestore{}).
 		Owns(&batchv1.Job{}).

@@ -116,3 +116,10 @@ func workspaceStartedReason(ctx context.Context, c client.Client, name string, w
 	}
 	return startedNeighbour(ctx, c, *ws)
 }
+
+// resolvedStorage is a workspace's claim with what the Job needs to know about it.
+type resolvedStorage struct {
+	location storageLocation
+	pvc      *corev1.PersistentVolumeClaim
+	dwo      dwoSettings
+}
