@@ -2,7 +2,7 @@ package controller
 
 import (
 	"fmt"
-	"sort"
+	"slices"
 	"testing"
 	"time"
 
@@ -123,7 +123,13 @@ func TestSlotsAcrossDST(t *testing.T) {
 				walked := walkSlots(t, s, start, end)
 				// index is the position of the first walked slot after t.
 				index := func(t time.Time) int {
-					return sort.Search(len(walked), func(i int) bool { return walked[i].After(t) })
+					i, _ := slices.BinarySearchFunc(walked, t, func(slot, t time.Time) int {
+						if slot.After(t) {
+							return 1
+						}
+						return -1
+					})
+					return i
 				}
 				near := make([]bool, len(walked))
 				for _, tr := range transitions {
