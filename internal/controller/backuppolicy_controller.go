@@ -24,6 +24,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -96,8 +97,15 @@ func (r *BackupPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	before := policy.DeepCopy()
 	result, err := r.reconcilePolicy(ctx, policy)
 	r.reportInvalid(before, policy)
-	if patchErr := r.patchStatus(ctx, before, policy); patchErr != nil {
-		return ctrl.Result{}, errors.Join(err, patchErr)
+	if !equality.Semantic.DeepEqual(before.Status, policy.Status) {
+		stale, patchErr := patchStatus(ctx, r.Client, policy, before)
+		if stale {
+			// Decided on a stale copy: nothing was written; decide again once the cache catches up.
+			return ctrl.Result{RequeueAfter: time.Second}, err
+		}
+		if patchErr != nil {
+			return ctrl.Result{}, errors.Join(err, client.IgnoreNotFound(patchErr))
+		}
 	}
 	return result, err
 }
@@ -282,25 +290,13 @@ func (r *BackupPolicyReconciler) createBackups(ctx context.Context, policy *back
 	return nil
 }
 
-// scheduledBackup is the WorkspaceBackup of one workspace at one slot, as the backup reconciler
-// expects it: deterministic name, labels, slot annotation, finalizer already set, no owner
-// reference (deleting a policy never deletes backups) and no status (empty phase = Pending).
+// scheduledBackup is the WorkspaceBackup of one workspace at one slot (newWorkspaceBackup), with
+// its deterministic name and the slot annotation its tag is derived from.
 func scheduledBackup(policyName string, ws workspace, slot time.Time) *backupv1alpha1.WorkspaceBackup {
-	return &backupv1alpha1.WorkspaceBackup{
-		ObjectMeta: metav1.ObjectMeta{
-			Name:      childName(ws.Name, policyName, slotSuffix(slot)),
-			Namespace: ws.Namespace,
-			Labels: map[string]string{
-				backupv1alpha1.LabelPolicy:      policyName,
-				backupv1alpha1.LabelWorkspace:   childName(ws.Name), // a label value holds at most 63 characters
-				backupv1alpha1.LabelWorkspaceID: ws.ID,
-				backupv1alpha1.LabelTrigger:     string(backupv1alpha1.TriggerScheduled),
-			},
-			Annotations: map[string]string{backupv1alpha1.AnnotationSlot: slot.UTC().Format(time.RFC3339)},
-			Finalizers:  []string{backupv1alpha1.FinalizerArtifact},
-		},
-		Spec: backupv1alpha1.WorkspaceBackupSpec{WorkspaceName: ws.Name, PolicyName: policyName},
-	}
+	b := newWorkspaceBackup(ws.Namespace, childName(ws.Name, policyName, slotSuffix(slot)), ws.Name, ws.ID, policyName,
+		backupv1alpha1.TriggerScheduled)
+	b.Annotations = map[string]string{backupv1alpha1.AnnotationSlot: slot.UTC().Format(time.RFC3339)}
+	return b
 }
 
 // summarize fills the counting fields of the status from the selection and the policy's backups.
@@ -345,35 +341,15 @@ func referencesRegistryObjects(policy *backupv1alpha1.BackupPolicy) bool {
 // reportInvalid records a Warning event when the policy becomes stalled or its problem changes,
 // not at every reconcile.
 func (r *BackupPolicyReconciler) reportInvalid(before, after *backupv1alpha1.BackupPolicy) {
-	now := findCondition(after.Status.Conditions, backupv1alpha1.ConditionStalled)
+	now := meta.FindStatusCondition(after.Status.Conditions, backupv1alpha1.ConditionStalled)
 	if now == nil || now.Status != metav1.ConditionTrue {
 		return
 	}
-	if old := findCondition(before.Status.Conditions, backupv1alpha1.ConditionStalled); old != nil &&
+	if old := meta.FindStatusCondition(before.Status.Conditions, backupv1alpha1.ConditionStalled); old != nil &&
 		old.Status == metav1.ConditionTrue && old.Message == now.Message {
 		return
 	}
 	r.Recorder.Eventf(after, nil, corev1.EventTypeWarning, eventInvalidPolicy, "Validate", "%s", now.Message)
-}
-
-func findCondition(conditions []metav1.Condition, conditionType string) *metav1.Condition {
-	for i := range conditions {
-		if conditions[i].Type == conditionType {
-			return &conditions[i]
-		}
-	}
-	return nil
-}
-
-// patchStatus writes the status once per reconcile, and not at all when nothing changed.
-func (r *BackupPolicyReconciler) patchStatus(ctx context.Context, before, policy *backupv1alpha1.BackupPolicy) error {
-	if equality.Semantic.DeepEqual(before.Status, policy.Status) {
-		return nil
-	}
-	if err := r.Status().Patch(ctx, policy, client.MergeFrom(before)); err != nil {
-		return client.IgnoreNotFound(fmt.Errorf("patching status of BackupPolicy %s: %w", policy.Name, err))
-	}
-	return nil
 }
 
 // SetupWithManager registers the reconciler, its index and its watches. Status patches change

@@ -30,7 +30,6 @@ import (
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -140,24 +139,12 @@ func (r *WorkspaceBackupReconciler) startNotSeenYet(b *backupv1alpha1.WorkspaceB
 }
 
 // adoptManual gives a backup made by a person the labels retention and the policy need, and the
-// finalizer, in one write; it reports done when it wrote (the update triggers the next reconcile).
+// finalizer, in one write (labelBackup); it reports done when it wrote (the update triggers the
+// next reconcile).
 func (r *WorkspaceBackupReconciler) adoptManual(ctx context.Context, b *backupv1alpha1.WorkspaceBackup) (bool, error) {
-	_, hasTrigger := b.Labels[backupv1alpha1.LabelTrigger]
-	if hasTrigger && controllerutil.ContainsFinalizer(b, backupv1alpha1.FinalizerArtifact) &&
-		b.Labels[backupv1alpha1.LabelPolicy] == b.Spec.PolicyName {
+	if !labelBackup(b, backupv1alpha1.TriggerManual, "") {
 		return false, nil
 	}
-	if b.Labels == nil {
-		b.Labels = map[string]string{}
-	}
-	if !hasTrigger {
-		b.Labels[backupv1alpha1.LabelTrigger] = string(backupv1alpha1.TriggerManual)
-	}
-	b.Labels[backupv1alpha1.LabelPolicy] = b.Spec.PolicyName
-	if len(b.Spec.WorkspaceName) <= maxNameLength {
-		b.Labels[backupv1alpha1.LabelWorkspace] = b.Spec.WorkspaceName
-	}
-	controllerutil.AddFinalizer(b, backupv1alpha1.FinalizerArtifact)
 	return true, r.Update(ctx, b)
 }
 

@@ -271,19 +271,9 @@ func (r *WorkspaceRestoreReconciler) safetyBackup(ctx context.Context, wr *backu
 	b := &backupv1alpha1.WorkspaceBackup{}
 	err := r.Get(ctx, client.ObjectKey{Namespace: wr.Namespace, Name: safetyName}, b)
 	if apierrors.IsNotFound(err) {
-		// No owner reference: the safety backup must outlive the restore.
-		b = &backupv1alpha1.WorkspaceBackup{
-			ObjectMeta: metav1.ObjectMeta{Name: safetyName, Namespace: wr.Namespace,
-				Labels: map[string]string{
-					backupv1alpha1.LabelPolicy:     policy.Name,
-					backupv1alpha1.LabelTrigger:    string(backupv1alpha1.TriggerPreRestore),
-					backupv1alpha1.LabelRestoreUID: string(wr.UID),
-					backupv1alpha1.LabelWorkspace:  childName(wr.Spec.WorkspaceName),
-				},
-				Finalizers: []string{backupv1alpha1.FinalizerArtifact},
-			},
-			Spec: backupv1alpha1.WorkspaceBackupSpec{WorkspaceName: wr.Spec.WorkspaceName, PolicyName: policy.Name},
-		}
+		// No owner reference (newWorkspaceBackup): the safety backup must outlive the restore.
+		b = newWorkspaceBackup(wr.Namespace, safetyName, wr.Spec.WorkspaceName, "", policy.Name, backupv1alpha1.TriggerPreRestore)
+		b.Labels[backupv1alpha1.LabelRestoreUID] = string(wr.UID)
 		if err := r.Create(ctx, b); err != nil && !apierrors.IsAlreadyExists(err) {
 			return false, fmt.Errorf("create safety backup %s: %w", safetyName, err)
 		}
