@@ -19,7 +19,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -69,11 +68,9 @@ type BackupPolicyReconciler struct {
 	Scheme    *runtime.Scheme
 	Recorder  events.EventRecorder
 	Options
-
-	// processed remembers the last slot each policy (by UID) processed, because the cache may
-	// still show the old lastScheduleTime right after the patch. Lost on restart, which is fine:
-	// the status is the record, this only saves re-processing a slot during cache lag.
-	processed sync.Map
+	// expected remembers the last slot each policy processed while the cache may still show the
+	// previous lastScheduleTime (expectations.go).
+	expected *expectations
 }
 
 // +kubebuilder:rbac:groups=backup.dwbackup.io,resources=backuppolicies,verbs=get;list;watch;update;patch
@@ -150,8 +147,8 @@ func readyOutcome(policy *backupv1alpha1.BackupPolicy) outcome {
 func (r *BackupPolicyReconciler) processSlot(ctx context.Context, policy *backupv1alpha1.BackupPolicy,
 	valid validPolicy, sel selection, backups []backupv1alpha1.WorkspaceBackup, now time.Time) (time.Time, error) {
 	status := &policy.Status
-	if done, ok := r.processed.Load(policy.UID); ok && after(done.(time.Time), status.LastScheduleTime) {
-		status.LastScheduleTime = &metav1.Time{Time: done.(time.Time)}
+	if done := r.expected.processedSlot(policy.UID); !done.IsZero() && after(done, status.LastScheduleTime) {
+		status.LastScheduleTime = &metav1.Time{Time: done}
 	}
 	slot := scheduleOf(policy, valid).slotsAt(now)
 	switch {
@@ -165,13 +162,13 @@ func (r *BackupPolicyReconciler) processSlot(ctx context.Context, policy *backup
 			return time.Time{}, err
 		}
 		status.LastScheduleTime = &metav1.Time{Time: slot.Due}
-		r.processed.Store(policy.UID, slot.Due)
+		r.expected.markProcessed(policy.UID, slot.Due)
 	case !slot.Missed.IsZero():
 		r.Recorder.Eventf(policy, nil, corev1.EventTypeWarning, eventMissedSchedule, "Schedule",
 			"slot %s was missed by more than startingDeadlineSeconds (%s) and is skipped",
 			slot.Missed.Format(time.RFC3339), valid.deadline)
 		status.LastScheduleTime = &metav1.Time{Time: slot.Missed}
-		r.processed.Store(policy.UID, slot.Missed)
+		r.expected.markProcessed(policy.UID, slot.Missed)
 	}
 	status.NextScheduleTime = nil
 	if !slot.Next.IsZero() {
@@ -355,6 +352,9 @@ func (r *BackupPolicyReconciler) reportInvalid(before, after *backupv1alpha1.Bac
 // SetupWithManager registers the reconciler, its index and its watches. Status patches change
 // neither generation, labels nor annotations, so they do not wake the policy again.
 func (r *BackupPolicyReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if r.expected == nil {
+		r.expected = newExpectations()
+	}
 	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &backupv1alpha1.WorkspaceBackup{}, indexBackupPolicy,
 		backupPolicyName); err != nil {
 		return err

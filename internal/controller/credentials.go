@@ -19,6 +19,9 @@ import (
 // credentials scoped to that namespace's repository; it wins over the policy's Secret.
 const namespaceAuthSecretName = "dwbackup-registry-auth"
 
+// defaultCAKey is the ConfigMap key of a caBundle without one (the schema defaults it too).
+const defaultCAKey = "ca.crt"
+
 // credentials is the Secret a mover Job mounts.
 type credentials struct {
 	SecretName string // "" = anonymous
@@ -61,31 +64,42 @@ func readRegistryAuth(ctx context.Context, reader client.Reader, operatorNamespa
 		return registryAuth{}, fmt.Errorf("get Secret %s/%s: %w", namespace, namespaceAuthSecretName, err)
 	}
 
-	auth := registryAuth{}
+	cfg, ca, err := readPolicyCredentials(ctx, reader, operatorNamespace, reg)
+	return registryAuth{Config: cfg, CA: ca}, err
+}
+
+// readPolicyCredentials is the one reader of a policy's registry credentials, used by policy
+// validation and by every backup and restore, so the same cause reads the same reason everywhere:
+// the authSecretName Secret (SecretNotFound; InvalidSecret when it is not a dockerconfigjson
+// Secret with its key) and the CA bundle ConfigMap (CABundleNotFound), both in the operator
+// namespace, read with the uncached reader (Secrets are never listed or watched). Other read
+// errors are transient.
+func readPolicyCredentials(ctx context.Context, reader client.Reader, operatorNamespace string,
+	reg backupv1alpha1.RegistrySpec) (config, ca []byte, err error) {
 	if reg.AuthSecretName != "" {
-		src := &corev1.Secret{}
-		if err := reader.Get(ctx, client.ObjectKey{Namespace: operatorNamespace, Name: reg.AuthSecretName}, src); err != nil {
+		secret := &corev1.Secret{}
+		key := client.ObjectKey{Namespace: operatorNamespace, Name: reg.AuthSecretName}
+		if err := reader.Get(ctx, key, secret); err != nil {
 			if apierrors.IsNotFound(err) {
-				return registryAuth{}, terminalf(backupv1alpha1.ReasonSecretNotFound, "spec.registry.authSecretName: Secret %s/%s not found",
-					operatorNamespace, reg.AuthSecretName)
+				return nil, nil, terminalf(backupv1alpha1.ReasonSecretNotFound, "spec.registry.authSecretName: Secret %s not found", key)
 			}
-			return registryAuth{}, fmt.Errorf("get Secret %s/%s: %w", operatorNamespace, reg.AuthSecretName, err)
+			return nil, nil, fmt.Errorf("reading Secret %s: %w", key, err)
 		}
-		cfg, ok := src.Data[credentialsConfigKey]
-		if !ok {
-			return registryAuth{}, terminalf(backupv1alpha1.ReasonInvalidSecret, "spec.registry.authSecretName: Secret %s/%s has no %s key",
-				operatorNamespace, reg.AuthSecretName, credentialsConfigKey)
+		if secret.Type != corev1.SecretTypeDockerConfigJson {
+			return nil, nil, terminalf(backupv1alpha1.ReasonInvalidSecret, "spec.registry.authSecretName: Secret %s has type %q, want %q",
+				key, secret.Type, corev1.SecretTypeDockerConfigJson)
 		}
-		auth.Config = cfg
+		if config = secret.Data[corev1.DockerConfigJsonKey]; len(config) == 0 {
+			return nil, nil, terminalf(backupv1alpha1.ReasonInvalidSecret, "spec.registry.authSecretName: Secret %s has no %s key",
+				key, corev1.DockerConfigJsonKey)
+		}
 	}
-	if withCA {
-		ca, err := readCABundle(ctx, reader, operatorNamespace, reg.CABundle)
-		if err != nil {
-			return registryAuth{}, err
+	if reg.CABundle != nil {
+		if ca, err = readCABundle(ctx, reader, operatorNamespace, reg.CABundle); err != nil {
+			return nil, nil, err
 		}
-		auth.CA = ca
 	}
-	return auth, nil
+	return config, ca, nil
 }
 
 // ensureCredentials returns the Secret the mover mounts: the namespace's own
@@ -158,12 +172,17 @@ func readCABundle(ctx context.Context, reader client.Reader, namespace string, s
 		}
 		return nil, fmt.Errorf("get ConfigMap %s/%s: %w", namespace, src.ConfigMapName, err)
 	}
-	ca, ok := cm.Data[src.Key]
-	if bin, isBinary := cm.BinaryData[src.Key]; !ok && isBinary {
+	key := src.Key
+	if key == "" {
+		key = defaultCAKey
+	}
+	ca, ok := cm.Data[key]
+	if bin, isBinary := cm.BinaryData[key]; !ok && isBinary {
 		ca, ok = string(bin), true
 	}
 	if !ok || ca == "" {
-		return nil, terminalf(backupv1alpha1.ReasonCABundleNotFound, "spec.registry.caBundle.key: ConfigMap %s/%s has no key %q", namespace, src.ConfigMapName, src.Key)
+		return nil, terminalf(backupv1alpha1.ReasonCABundleNotFound, "spec.registry.caBundle.key: ConfigMap %s/%s has no key %q",
+			namespace, src.ConfigMapName, key)
 	}
 	return []byte(ca), nil
 }

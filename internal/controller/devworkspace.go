@@ -144,10 +144,10 @@ func TrimDevWorkspace(obj any) (any, error) {
 	return dw, nil
 }
 
-// lookupWorkspace reads a DevWorkspace from the cache; nil means it does not exist.
-func lookupWorkspace(ctx context.Context, c client.Client, namespace, name string) (*workspace, error) {
+// lookupWorkspace reads a DevWorkspace (getConfirmed); nil means it does not exist.
+func lookupWorkspace(ctx context.Context, c client.Client, reader client.Reader, namespace, name string) (*workspace, error) {
 	dw := &dwo.DevWorkspace{}
-	if err := c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, dw); err != nil {
+	if err := getConfirmed(ctx, c, reader, client.ObjectKey{Namespace: namespace, Name: name}, dw); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil, nil
 		}

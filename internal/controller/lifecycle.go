@@ -265,10 +265,7 @@ func deleteOwnedJob(ctx context.Context, c client.Client, reader client.Reader, 
 func getJob(ctx context.Context, c client.Client, reader client.Reader, namespace, name string) (*batchv1.Job, error) {
 	job := &batchv1.Job{}
 	key := client.ObjectKey{Namespace: namespace, Name: name}
-	err := c.Get(ctx, key, job)
-	if apierrors.IsNotFound(err) {
-		err = reader.Get(ctx, key, job)
-	}
+	err := getConfirmed(ctx, c, reader, key, job)
 	if apierrors.IsNotFound(err) {
 		return nil, nil
 	}

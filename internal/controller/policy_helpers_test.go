@@ -147,7 +147,7 @@ func restartedReconciler() *BackupPolicyReconciler {
 	cl, err := client.New(cfg, opts)
 	Expect(err).NotTo(HaveOccurred())
 	return &BackupPolicyReconciler{Client: cl, APIReader: k8sClient, Scheme: scheme.Scheme,
-		Recorder: &events.FakeRecorder{}, Options: testOpts}
+		Recorder: &events.FakeRecorder{}, Options: testOpts, expected: newExpectations()}
 }
 
 // reconcileOnce runs a reconciler directly on a policy.

@@ -2,22 +2,16 @@ package controller
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"time"
 
 	"github.com/robfig/cron/v3"
-	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	backupv1alpha1 "github.com/dwbackup/devworkspace-backup-operator/api/v1alpha1"
 )
-
-// defaultCAKey is the ConfigMap key of a caBundle without one (the schema defaults it too).
-const defaultCAKey = "ca.crt"
 
 // validPolicy is a policy spec that passed every check beyond the schema, parsed once.
 type validPolicy struct {
@@ -107,55 +101,10 @@ func parseSelectors(namespace, workspace *metav1.LabelSelector) (selectors, erro
 	return selectors{Namespace: ns, Workspace: ws}, nil
 }
 
-// checkRegistryRefs reads the registry Secret and CA ConfigMap in the operator namespace with the
-// uncached reader (Secrets are never listed or watched). Missing or malformed objects are stalled
-// errors; any other read error is returned as is, to be retried.
+// checkRegistryRefs checks the registry Secret and CA ConfigMap the policy names with the reader
+// every backup and restore uses (readPolicyCredentials), so a policy reports the same reason as its
+// backups for the same cause.
 func checkRegistryRefs(ctx context.Context, reader client.Reader, namespace string, reg backupv1alpha1.RegistrySpec) error {
-	if reg.AuthSecretName != "" {
-		secret := &corev1.Secret{}
-		key := client.ObjectKey{Namespace: namespace, Name: reg.AuthSecretName}
-		if err := reader.Get(ctx, key, secret); err != nil {
-			if apierrors.IsNotFound(err) {
-				return terminalf(backupv1alpha1.ReasonSecretNotFound, "spec.registry.authSecretName: Secret %s not found", key)
-			}
-			return fmt.Errorf("reading Secret %s: %w", key, err)
-		}
-		if err := checkDockerConfigSecret(secret); err != nil {
-			return err
-		}
-	}
-	if ca := reg.CABundle; ca != nil {
-		cm := &corev1.ConfigMap{}
-		key := client.ObjectKey{Namespace: namespace, Name: ca.ConfigMapName}
-		if err := reader.Get(ctx, key, cm); err != nil {
-			if apierrors.IsNotFound(err) {
-				return terminalf(backupv1alpha1.ReasonCABundleNotFound, "spec.registry.caBundle.configMapName: ConfigMap %s not found", key)
-			}
-			return fmt.Errorf("reading ConfigMap %s: %w", key, err)
-		}
-		caKey := ca.Key
-		if caKey == "" {
-			caKey = defaultCAKey
-		}
-		_, inData := cm.Data[caKey]
-		_, inBinary := cm.BinaryData[caKey]
-		if !inData && !inBinary {
-			return terminalf(backupv1alpha1.ReasonCABundleNotFound, "spec.registry.caBundle.key: ConfigMap %s has no key %q", key, caKey)
-		}
-	}
-	return nil
-}
-
-// checkDockerConfigSecret accepts only what the mover can mount as config.json.
-func checkDockerConfigSecret(secret *corev1.Secret) error {
-	key := client.ObjectKeyFromObject(secret)
-	if secret.Type != corev1.SecretTypeDockerConfigJson {
-		return terminalf(backupv1alpha1.ReasonInvalidSecret, "spec.registry.authSecretName: Secret %s has type %q, want %q",
-			key, secret.Type, corev1.SecretTypeDockerConfigJson)
-	}
-	if len(secret.Data[corev1.DockerConfigJsonKey]) == 0 {
-		return terminalf(backupv1alpha1.ReasonInvalidSecret, "spec.registry.authSecretName: Secret %s has no %s key",
-			key, corev1.DockerConfigJsonKey)
-	}
-	return nil
+	_, _, err := readPolicyCredentials(ctx, reader, namespace, reg)
+	return err
 }

@@ -16,16 +16,17 @@ import (
 // getApplicablePolicy returns the named policy if its namespaceSelector selects namespace. A
 // policy or namespace that does not exist, or a selector that does not select the namespace, is the
 // terminal PolicyNotFound or PolicyNotApplicable; a failed read is transient.
-func getApplicablePolicy(ctx context.Context, c client.Client, name, namespace string) (*backupv1alpha1.BackupPolicy, error) {
+func getApplicablePolicy(ctx context.Context, c client.Client, reader client.Reader, name, namespace string) (
+	*backupv1alpha1.BackupPolicy, error) {
 	policy := &backupv1alpha1.BackupPolicy{}
-	if err := c.Get(ctx, client.ObjectKey{Name: name}, policy); err != nil {
+	if err := getConfirmed(ctx, c, reader, client.ObjectKey{Name: name}, policy); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil, terminalf(backupv1alpha1.ReasonPolicyNotFound, "spec.policyName: BackupPolicy %s not found", name)
 		}
 		return nil, fmt.Errorf("read BackupPolicy %s: %w", name, err)
 	}
 	ns := &corev1.Namespace{}
-	if err := c.Get(ctx, client.ObjectKey{Name: namespace}, ns); err != nil {
+	if err := getConfirmed(ctx, c, reader, client.ObjectKey{Name: namespace}, ns); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil, terminalf(backupv1alpha1.ReasonPolicyNotApplicable, "namespace %s not found", namespace)
 		}
@@ -37,6 +38,16 @@ func getApplicablePolicy(ctx context.Context, c client.Client, name, namespace s
 			name, namespace)
 	}
 	return policy, nil
+}
+
+// getConfirmed reads obj from the cache and, when the cache does not have it, from the API server:
+// an object created a moment ago is not missing, and "not found" ends a backup or restore.
+func getConfirmed(ctx context.Context, c client.Client, reader client.Reader, key client.ObjectKey, obj client.Object) error {
+	err := c.Get(ctx, key, obj)
+	if apierrors.IsNotFound(err) {
+		err = reader.Get(ctx, key, obj)
+	}
+	return err
 }
 
 // selects reports whether a label selector (nil or empty = everything) matches a label set.

@@ -94,9 +94,7 @@ func (r *WorkspaceBackupReconciler) finalize(ctx context.Context, b *backupv1alp
 	if !controllerutil.ContainsFinalizer(b, backupv1alpha1.FinalizerArtifact) {
 		return ctrl.Result{}, nil
 	}
-	r.throttle.forget(b)
-	r.cleaned.Delete(b.UID)
-	r.started.Delete(b.UID)
+	r.expected.forget(b.Spec.PolicyName, b.UID)
 	if err := stopMoverJob(ctx, r.Client, r.APIReader, b, b.Status.JobName); err != nil {
 		return ctrl.Result{}, err
 	}

@@ -61,12 +61,13 @@ func SetupAll(mgr ctrl.Manager, opts Options) error {
 	c, reader := mgr.GetClient(), mgr.GetAPIReader()
 	recorder := mgr.GetEventRecorder(eventReporter)
 	restores := newRestoreLocks() // shared: backups wait for the restores of their workspace
+	expected := newExpectations()
 	if err := (&BackupPolicyReconciler{Client: c, APIReader: reader, Scheme: mgr.GetScheme(),
-		Recorder: recorder, Options: opts}).SetupWithManager(mgr); err != nil {
+		Recorder: recorder, Options: opts, expected: expected}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("backuppolicy controller: %w", err)
 	}
 	if err := (&WorkspaceBackupReconciler{Client: c, APIReader: reader, Scheme: mgr.GetScheme(),
-		Recorder: recorder, Options: opts, restores: restores}).SetupWithManager(mgr); err != nil {
+		Recorder: recorder, Options: opts, restores: restores, expected: expected}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("workspacebackup controller: %w", err)
 	}
 	if err := (&WorkspaceRestoreReconciler{Client: c, APIReader: reader, Scheme: mgr.GetScheme(),

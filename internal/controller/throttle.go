@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"slices"
-	"sync"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/types"
@@ -23,13 +22,8 @@ const defaultMaxConcurrentBackups = 5
 // started, so admissions are remembered (expectations) until the cache shows the backup Running
 // or finished; the cache can never cause over-admission.
 type throttle struct {
-	mu sync.Mutex
-	// admitted[policy] holds backups started by this process that the cache may not show yet.
-	admitted map[string]map[types.UID]bool
-}
-
-func newThrottle() *throttle {
-	return &throttle{admitted: map[string]map[types.UID]bool{}}
+	// expected holds the admissions the cache may not show yet (expectations.admitted).
+	expected *expectations
 }
 
 // admit reports whether b may start now, and if so counts it against its policy. Waiting backups
@@ -41,9 +35,9 @@ func (t *throttle) admit(ctx context.Context, c client.Client, policy *backupv1a
 		logf.FromContext(ctx).Error(err, "list backups of policy for the throttle", "policy", policy.Name)
 		return false
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	expected := t.admitted[policy.Name]
+	t.expected.mu.Lock()
+	defer t.expected.mu.Unlock()
+	expected := t.expected.admitted[policy.Name]
 	running := 0
 	var queue []*backupv1alpha1.WorkspaceBackup
 	for i := range list.Items {
@@ -75,7 +69,7 @@ func (t *throttle) admit(ctx context.Context, c client.Client, policy *backupv1a
 	}
 	if expected == nil {
 		expected = map[types.UID]bool{}
-		t.admitted[policy.Name] = expected
+		t.expected.admitted[policy.Name] = expected
 	}
 	expected[b.UID] = true
 	return true
@@ -83,13 +77,10 @@ func (t *throttle) admit(ctx context.Context, c client.Client, policy *backupv1a
 
 // release undoes an admission whose Job was not created.
 func (t *throttle) release(b *backupv1alpha1.WorkspaceBackup) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	delete(t.admitted[b.Spec.PolicyName], b.UID)
+	t.expected.mu.Lock()
+	defer t.expected.mu.Unlock()
+	delete(t.expected.admitted[b.Spec.PolicyName], b.UID)
 }
-
-// forget drops a finished or deleted backup's admission.
-func (t *throttle) forget(b *backupv1alpha1.WorkspaceBackup) { t.release(b) }
 
 // waiting lists the first limit backups of a policy waiting for a slot, in the order they are
 // served, to wake them when a slot frees up. Only those can start: waking all of them (thousands

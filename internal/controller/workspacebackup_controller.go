@@ -19,7 +19,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
@@ -49,19 +48,12 @@ type WorkspaceBackupReconciler struct {
 	Scheme    *runtime.Scheme
 	Recorder  events.EventRecorder
 	Options
+	// expected is what this process knows that the cache may not show yet (expectations.go).
+	expected *expectations
 	throttle *throttle
 	movers   *moverLifecycle
 	// restores are the workspaces a restore of this process is writing (shared with the restore reconciler).
 	restores *restoreLocks
-	// cleaned holds the UIDs of finished backups whose clean-up is done, so the reconciles that
-	// follow (its own final status patch, the Job's deletion) do not delete the Job and the
-	// Secret copy again: each repeat is two refused DELETEs. Lost on restart: one repeat then.
-	cleaned sync.Map
-	// started holds the UIDs of backups this process patched to Running that the cache does not
-	// show Running yet. The Job's creation event usually arrives before that of the status
-	// patch; acting on the stale copy would redo the start (AlreadyExists for the Secret copy and
-	// the Job, then a conflicting status patch: three refused writes).
-	started sync.Map
 }
 
 // +kubebuilder:rbac:groups=backup.dwbackup.io,resources=workspacebackups,verbs=get;list;watch;create;update;patch;delete
@@ -92,8 +84,8 @@ func (r *WorkspaceBackupReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		return ctrl.Result{}, nil // the update event of the Running patch brings it back
 	}
 	if backup.Status.Phase.Finished() {
-		r.throttle.forget(backup)
-		if _, done := r.cleaned.Load(backup.UID); done {
+		r.throttle.release(backup)
+		if r.expected.isCleaned(backup.UID) {
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, r.cleanUp(ctx, backup)
@@ -116,7 +108,7 @@ func (r *WorkspaceBackupReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 			return ctrl.Result{}, errors.Join(err, perr)
 		}
 		if backup.Status.Phase == backupv1alpha1.BackupRunning && before.Phase != backupv1alpha1.BackupRunning {
-			r.started.Store(backup.UID, struct{}{})
+			r.expected.expectStarted(backup.UID)
 		}
 	}
 	if err == nil && backup.Status.Phase.Finished() {
@@ -126,16 +118,9 @@ func (r *WorkspaceBackupReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 }
 
 // startNotSeenYet reports a backup this process started whose cached copy is still from before
-// its Running patch; it forgets the backup once the cache shows it Running or later.
+// its Running patch.
 func (r *WorkspaceBackupReconciler) startNotSeenYet(b *backupv1alpha1.WorkspaceBackup) bool {
-	if _, ok := r.started.Load(b.UID); !ok {
-		return false
-	}
-	if b.Status.Phase == "" || b.Status.Phase == backupv1alpha1.BackupPending {
-		return true
-	}
-	r.started.Delete(b.UID)
-	return false
+	return r.expected.startNotSeen(b.UID, b.Status.Phase == "" || b.Status.Phase == backupv1alpha1.BackupPending)
 }
 
 // adoptManual gives a backup made by a person the labels retention and the policy need, and the
@@ -151,11 +136,11 @@ func (r *WorkspaceBackupReconciler) adoptManual(ctx context.Context, b *backupv1
 // advance moves an unfinished backup one step and records the outcome in its status; a terminal
 // error ends it Failed.
 func (r *WorkspaceBackupReconciler) advance(ctx context.Context, b *backupv1alpha1.WorkspaceBackup) (ctrl.Result, error) {
-	policy, err := getApplicablePolicy(ctx, r.Client, b.Spec.PolicyName, b.Namespace)
+	policy, err := getApplicablePolicy(ctx, r.Client, r.APIReader, b.Spec.PolicyName, b.Namespace)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	ws, err := lookupWorkspace(ctx, r.Client, b.Namespace, b.Spec.WorkspaceName)
+	ws, err := lookupWorkspace(ctx, r.Client, r.APIReader, b.Namespace, b.Spec.WorkspaceName)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -323,15 +308,16 @@ func (r *WorkspaceBackupReconciler) cleanUp(ctx context.Context, b *backupv1alph
 	if err := r.applyRetention(ctx, b); err != nil {
 		return err
 	}
-	r.cleaned.Store(b.UID, struct{}{})
+	r.expected.markCleaned(b.UID)
 	return nil
 }
 
 // SetupWithManager registers the reconciler and its watches.
 func (r *WorkspaceBackupReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	if r.throttle == nil {
-		r.throttle = newThrottle()
+	if r.expected == nil {
+		r.expected = newExpectations()
 	}
+	r.throttle = &throttle{expected: r.expected}
 	if r.restores == nil {
 		r.restores = newRestoreLocks()
 	}

@@ -89,7 +89,7 @@ func (r *WorkspaceRestoreReconciler) Reconcile(ctx context.Context, req ctrl.Req
 
 // advance moves an unfinished restore one step; a terminal error ends it Failed.
 func (r *WorkspaceRestoreReconciler) advance(ctx context.Context, wr *backupv1alpha1.WorkspaceRestore) (ctrl.Result, error) {
-	ws, err := lookupWorkspace(ctx, r.Client, wr.Namespace, wr.Spec.WorkspaceName)
+	ws, err := lookupWorkspace(ctx, r.Client, r.APIReader, wr.Namespace, wr.Spec.WorkspaceName)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -142,7 +142,7 @@ func (r *WorkspaceRestoreReconciler) resolveSource(ctx context.Context, wr *back
 		src = backupv1alpha1.RestoreSource{Reference: b.Status.Artifact.Reference, Digest: b.Status.Artifact.Digest}
 		policyName, field = b.Spec.PolicyName, "spec.backupName"
 	}
-	policy, err := getApplicablePolicy(ctx, r.Client, policyName, wr.Namespace)
+	policy, err := getApplicablePolicy(ctx, r.Client, r.APIReader, policyName, wr.Namespace)
 	if err != nil {
 		return src, nil, err
 	}
