@@ -47,8 +47,6 @@ const (
 	// ReasonCABundleNotFound: the CA ConfigMap or its key is missing.
 	ReasonCABundleNotFound = "CABundleNotFound"
 
-	// ReasonPending: the object was created and waits for its first reconcile step.
-	ReasonPending = "Pending"
 	// ReasonWaitingForConcurrencySlot: the policy's maxConcurrentBackups backups are running.
 	ReasonWaitingForConcurrencySlot = "WaitingForConcurrencySlot"
 	// ReasonWorkspaceRunning: the workspace is not stopped; a manual backup or a restore waits for it.
@@ -64,8 +62,6 @@ const (
 	// ReasonPolicyNotApplicable: the policy's namespaceSelector does not select this namespace, or an
 	// artifactReference lies outside this namespace's repository.
 	ReasonPolicyNotApplicable = "PolicyNotApplicable"
-	// ReasonPolicyNotReady: the policy is not valid (see its conditions).
-	ReasonPolicyNotReady = "PolicyNotReady"
 	// ReasonWorkspaceNotFound: spec.workspaceName names no DevWorkspace.
 	ReasonWorkspaceNotFound = "WorkspaceNotFound"
 	// ReasonNoWorkspaceStorage (also mover): no PVC, a PVC that is not Bound, or no directory to

@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	backupv1alpha1 "github.com/dwbackup/devworkspace-backup-operator/api/v1alpha1"
 	"github.com/dwbackup/devworkspace-backup-operator/internal/mover"
 )
 
@@ -67,5 +68,25 @@ func TestJobStateOf(t *testing.T) {
 	}
 	if s, _ := jobStateOf(cond(batchv1.JobSuspended, "")); s != jobActive {
 		t.Errorf("Suspended: want active")
+	}
+}
+
+// The API documents the reasons the mover reports, which the controllers pass through unchanged:
+// they must be the mover's words.
+func TestMoverReasonsInTheAPI(t *testing.T) {
+	for api, mv := range map[string]string{
+		backupv1alpha1.ReasonNoWorkspaceStorage:  mover.ReasonNoWorkspaceStorage,
+		backupv1alpha1.ReasonUnauthorized:        mover.ReasonUnauthorized,
+		backupv1alpha1.ReasonRegistryUnreachable: mover.ReasonRegistryUnreachable,
+		backupv1alpha1.ReasonUnreadableFile:      mover.ReasonUnreadableFile,
+		backupv1alpha1.ReasonTargetNotEmpty:      mover.ReasonTargetNotEmpty,
+		backupv1alpha1.ReasonUnsafeEntry:         mover.ReasonUnsafeEntry,
+		backupv1alpha1.ReasonDigestMismatch:      mover.ReasonDigestMismatch,
+		backupv1alpha1.ReasonArtifactNotFound:    mover.ReasonArtifactNotFound,
+		backupv1alpha1.ReasonTagExists:           mover.ReasonTagExists,
+	} {
+		if api != mv {
+			t.Errorf("api/v1alpha1 says %q where the mover reports %q", api, mv)
+		}
 	}
 }

@@ -53,11 +53,8 @@ func AddToScheme(s *runtime.Scheme) error {
 	return dwo.AddToScheme(s)
 }
 
-// SetupAll registers the field indexes and the three reconcilers with the manager.
+// SetupAll registers the three reconcilers (each with the field indexes it uses) with the manager.
 func SetupAll(mgr ctrl.Manager, opts Options) error {
-	if err := setupIndexes(mgr); err != nil {
-		return err
-	}
 	c, reader := mgr.GetClient(), mgr.GetAPIReader()
 	recorder := mgr.GetEventRecorder(eventReporter)
 	restores := newRestoreLocks() // shared: backups wait for the restores of their workspace

@@ -37,6 +37,10 @@ import (
 	"github.com/dwbackup/devworkspace-backup-operator/internal/mover"
 )
 
+// indexBackupWorkspace indexes WorkspaceBackups by spec.workspaceName: a DevWorkspace, or a
+// restore of it, wakes its backups.
+const indexBackupWorkspace = "spec.workspaceName"
+
 // pollNoPods is how often a Job whose pod does not appear is checked for a FailedCreate Event.
 const pollNoPods = 5 * time.Second
 
@@ -322,6 +326,12 @@ func (r *WorkspaceBackupReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		r.restores = newRestoreLocks()
 	}
 	r.movers = &moverLifecycle{client: r.Client, reader: r.APIReader, opts: r.Options}
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &backupv1alpha1.WorkspaceBackup{}, indexBackupWorkspace,
+		func(o client.Object) []string {
+			return []string{o.(*backupv1alpha1.WorkspaceBackup).Spec.WorkspaceName}
+		}); err != nil {
+		return err
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&backupv1alpha1.WorkspaceBackup{}).
 		Owns(&batchv1.Job{}).
