@@ -231,31 +231,29 @@ func kindOf(obj client.Object) string {
 	return "WorkspaceBackup"
 }
 
-// stopMoverJob deletes owner's Job while it runs (with a UID precondition, and only when it is
-// the owner's); a finished Job stays for kubectl logs. Every terminal path of a backup or restore
-// calls it, so no mover keeps holding a volume unsupervised.
+// stopMoverJob deletes owner's Job while it runs; a finished Job stays for kubectl logs. Every
+// terminal path of a backup or restore calls it, so no mover keeps holding a volume unsupervised.
 func stopMoverJob(ctx context.Context, c client.Client, reader client.Reader, owner client.Object, name string) error {
-	if name == "" {
-		return nil
-	}
-	job, err := getJob(ctx, c, reader, owner.GetNamespace(), name)
-	if err != nil || job == nil || !ownedBy(job, owner) || !job.DeletionTimestamp.IsZero() {
-		return err
-	}
-	if state, _ := jobStateOf(job); state != jobActive {
-		return nil
-	}
-	return deleteJob(ctx, c, job)
+	return deleteMoverJob(ctx, c, reader, owner, name, true)
 }
 
 // deleteOwnedJob deletes owner's Job whatever its state (after a success it is no longer needed).
 func deleteOwnedJob(ctx context.Context, c client.Client, reader client.Reader, owner client.Object, name string) error {
+	return deleteMoverJob(ctx, c, reader, owner, name, false)
+}
+
+// deleteMoverJob deletes owner's Job, only when it is the owner's and with a UID precondition;
+// onlyRunning leaves a finished Job alone.
+func deleteMoverJob(ctx context.Context, c client.Client, reader client.Reader, owner client.Object, name string, onlyRunning bool) error {
 	if name == "" {
 		return nil
 	}
 	job, err := getJob(ctx, c, reader, owner.GetNamespace(), name)
 	if err != nil || job == nil || !ownedBy(job, owner) || !job.DeletionTimestamp.IsZero() {
 		return err
+	}
+	if state, _ := jobStateOf(job); onlyRunning && state != jobActive {
+		return nil
 	}
 	return deleteJob(ctx, c, job)
 }
