@@ -156,9 +156,7 @@ var _ = Describe("WorkspaceRestore reconciler", func() {
 		}, backupv1alpha1.ReasonPolicyNotApplicable, "spec.artifactReference"),
 		Entry("a backup whose artifact lies in another namespace's repository", func(f backupFixture) backupv1alpha1.WorkspaceRestoreSpec {
 			stoppedWorkspace(f.Namespace, "ws")
-			b := finishedBackup(f, backupv1alpha1.BackupSucceeded)
-			b.Status.Artifact.Reference = f.Policy.Spec.Registry.Repository + "/someone-else/ws:nightly-20261126T020000Z"
-			Expect(k8sClient.Status().Update(ctx, b)).To(Succeed())
+			b := succeededBackupWithReference(f, f.Policy.Spec.Registry.Repository+"/someone-else/ws:nightly-20261126T020000Z")
 			return backupv1alpha1.WorkspaceRestoreSpec{WorkspaceName: "ws", BackupName: b.Name}
 		}, backupv1alpha1.ReasonPolicyNotApplicable, "spec.backupName"),
 		Entry("an artifact deeper than one workspace below the namespace", func(f backupFixture) backupv1alpha1.WorkspaceRestoreSpec {

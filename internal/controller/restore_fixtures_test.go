@@ -3,6 +3,9 @@ package controller
 import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	"k8s.io/apimachinery/pkg/util/rand"
+
+	backupv1alpha1 "github.com/dwbackup/devworkspace-backup-operator/api/v1alpha1"
 )
 
 // workspaceWithoutID creates a stopped per-workspace DevWorkspace whose status has a phase but no
@@ -27,4 +30,18 @@ func workspaceWithoutID(namespace, name string) {
 	got := workspaceOf(namespace, name)
 	Expect(got.ID).To(BeEmpty())
 	Expect(got.Stopped()).To(BeTrue())
+}
+
+// succeededBackupWithReference is finishedBackup (workspacerestore_controller_test.go) Succeeded
+// with the given artifact reference, written in its one status update: the manager's cache never
+// holds a restorable version with another reference, which a restore could act on.
+func succeededBackupWithReference(f backupFixture, reference string) *backupv1alpha1.WorkspaceBackup {
+	GinkgoHelper()
+	b := manualBackup(f.Namespace, "gone-"+rand.String(4), f.Policy.Name)
+	eventuallyPhase(b, backupv1alpha1.BackupFailed)
+	got := getBackup(b)
+	got.Status.Phase = backupv1alpha1.BackupSucceeded
+	got.Status.Artifact = &backupv1alpha1.ArtifactStatus{Reference: reference, Digest: testDigest}
+	Expect(k8sClient.Status().Update(ctx, got)).To(Succeed())
+	return got
 }
