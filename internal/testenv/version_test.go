@@ -194,12 +194,14 @@ func TestNoOtherK8sVersionSource(t *testing.T) {
 	}
 }
 
-// cleanEnv is the environment without K8S_VERSION or a parent make's flags.
+// cleanEnv is the environment without the variables that move the binaries (K8S_VERSION,
+// K8S_BIN, LOCALBIN: a parent `make test LOCALBIN=...` exports them) or a parent make's flags.
 func cleanEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		if k != "K8S_VERSION" && k != "MAKEFLAGS" && k != "MFLAGS" && k != "MAKELEVEL" {
+		switch k, _, _ := strings.Cut(kv, "="); k {
+		case "K8S_VERSION", "K8S_BIN", "LOCALBIN", "MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES":
+		default:
 			env = append(env, kv)
 		}
 	}
