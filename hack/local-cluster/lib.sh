@@ -6,7 +6,8 @@
 
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 LOCAL_CLUSTER_DIR=${LOCAL_CLUSTER_DIR:-/var/tmp/dwbackup-local-cluster}
-K8S_VERSION=${K8S_VERSION:-1.37.2}
+# The Kubernetes version is hack/k8s/go.mod's (hack/k8s/version.sh); a different K8S_VERSION fails.
+K8S_VERSION=$("$REPO_ROOT/hack/k8s/version.sh" "${K8S_VERSION:-}") || exit 1
 K8S_BIN=${K8S_BIN:-$REPO_ROOT/bin/k8s/$K8S_VERSION-linux-amd64}
 CNI_BIN_DIR=${CNI_BIN_DIR:-/usr/lib/cni}
 

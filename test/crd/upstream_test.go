@@ -56,7 +56,11 @@ func TestSamplesAgainstTrimmedCRD(t *testing.T) {
 func runSamples(t *testing.T, crdPaths []string) {
 	env := &envtest.Environment{CRDDirectoryPaths: crdPaths, ErrorIfCRDPathMissing: true}
 	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
-		env.BinaryAssetsDirectory = filepath.Join(testenv.RepoRoot(), "bin", "k8s", testenv.K8sVersion+"-linux-amd64")
+		dir, err := testenv.K8sBinDir()
+		if err != nil {
+			t.Fatal(err)
+		}
+		env.BinaryAssetsDirectory = dir
 	}
 	cfg, err := env.Start()
 	if err != nil {

@@ -51,10 +51,12 @@ func connect() *cluster {
 	GinkgoHelper()
 	root := testenv.RepoRoot()
 	stateDir := envOr("LOCAL_CLUSTER_DIR", "/var/tmp/dwbackup-local-cluster")
+	k8sBin, err := testenv.K8sBinDir()
+	Expect(err).NotTo(HaveOccurred())
 	c := &cluster{
 		stateDir:   stateDir,
 		kubeconfig: filepath.Join(stateDir, "kubeconfig"),
-		kubectlBin: envOr("KUBECTL", filepath.Join(root, "bin", "k8s", testenv.K8sVersion+"-linux-amd64", "kubectl")),
+		kubectlBin: envOr("KUBECTL", filepath.Join(k8sBin, "kubectl")),
 		orasBin:    envOr("ORAS", filepath.Join(root, "bin", "oras")),
 		registry:   "127.0.0.1:" + envOr("REGISTRY_PORT", "5001"),
 	}

@@ -87,9 +87,23 @@ type DistributionOptions struct {
 	Token *TokenServer
 }
 
+// SkipMissingToolsEnv, set to 1, lets a test that needs docker-registry or oras skip when the
+// tool is missing; otherwise the test fails. `make test` installs both and never sets it, so
+// that no test is silently left out.
+const SkipMissingToolsEnv = "DWBACKUP_SKIP_MISSING_TOOLS"
+
+// missingTool fails the test for want of a tool, or skips it when SkipMissingToolsEnv=1.
+func missingTool(t TB, msg string) {
+	t.Helper()
+	if os.Getenv(SkipMissingToolsEnv) == "1" {
+		t.Skip(msg + " (skipped: " + SkipMissingToolsEnv + "=1)")
+	}
+	t.Fatal(msg + " (or set " + SkipMissingToolsEnv + "=1 to skip the tests that need it)")
+}
+
 // StartDistribution starts Debian's docker-registry (CNCF distribution 2.x) with
 // deletes enabled on a free loopback port and a temporary storage root, and stops
-// it by PID when the test ends. The test is skipped when the binary is absent.
+// it by PID when the test ends. The test fails when the binary is absent (missingTool).
 func StartDistribution(t TB) *Distribution {
 	t.Helper()
 	return StartDistributionWith(t, DistributionOptions{})
@@ -100,7 +114,7 @@ func StartDistributionWith(t TB, o DistributionOptions) *Distribution {
 	t.Helper()
 	bin, err := exec.LookPath("docker-registry")
 	if err != nil {
-		t.Skip("docker-registry not found in PATH (Debian: apt-get install -y docker-registry): skipping the real-registry test")
+		missingTool(t, "docker-registry not found in PATH: run `make test`, which installs it as root, or apt-get install -y docker-registry")
 	}
 	dir := t.TempDir()
 	d := &Distribution{Host: freeLoopbackAddr(t), Root: filepath.Join(dir, "storage"), bin: bin,
@@ -221,21 +235,24 @@ func waitReady(t TB, url string, exited <-chan struct{}) {
 	t.Fatalf("registry at %s did not start", url)
 }
 
-// Oras returns the oras binary: $ORAS, else bin/oras at the module root
-// (make installs oras.land/oras/cmd/oras@v1.3.6 there). The test is skipped when absent.
+// Oras returns the oras binary: $ORAS, else bin/oras at the module root (`make oras` installs the
+// Makefile's ORAS_VERSION there). The test fails when it is absent (missingTool).
 func Oras(t TB) string {
 	t.Helper()
-	if p := os.Getenv("ORAS"); p != "" {
-		return p
-	}
-	if root, err := ModuleRoot(); err == nil {
-		p := filepath.Join(root, "bin", "oras")
-		if _, err := os.Stat(p); err == nil {
-			return p
+	p := os.Getenv("ORAS")
+	if p == "" {
+		root, err := ModuleRoot()
+		if err != nil {
+			missingTool(t, "oras not found ("+err.Error()+"): set ORAS or run `make oras`")
+			return ""
 		}
+		p = filepath.Join(root, "bin", "oras")
 	}
-	t.Skip("oras not found: set ORAS or run GOBIN=$(pwd)/bin go install oras.land/oras/cmd/oras@v1.3.6")
-	return ""
+	if _, err := exec.LookPath(p); err != nil {
+		missingTool(t, "oras not found ("+err.Error()+"): set ORAS or run `make oras`")
+		return ""
+	}
+	return p
 }
 
 // ModuleRoot walks up from the working directory to the directory holding go.mod.

@@ -58,7 +58,11 @@ func startControlPlane(work string) (*controlPlane, error) {
 		ErrorIfCRDPathMissing: true,
 	}
 	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
-		cp.env.BinaryAssetsDirectory = filepath.Join(root, "bin", "k8s", testenv.K8sVersion+"-linux-amd64")
+		dir, err := testenv.K8sBinDir()
+		if err != nil {
+			return nil, err
+		}
+		cp.env.BinaryAssetsDirectory = dir
 	}
 	args := cp.env.ControlPlane.GetAPIServer().Configure()
 	args.Set("audit-policy-file", policyPath)
