@@ -1,5 +1,5 @@
 // Command mover backs up a workspace directory into an OCI registry and restores
-// it (DESIGN 5). It runs as the `/mover` binary of the operator image:
+// it (docs/mover-contract.md). It runs as the `/mover` binary of the operator image:
 //
 //	mover backup  --source DIR --repository REG/PATH/NS/WS --tag TAG --workspace NAME --namespace NS
 //	              [--workspace-id ID] [--created RFC3339] [--auth-dir DIR] [--ca-file PEM] [--insecure]

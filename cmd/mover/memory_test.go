@@ -15,7 +15,7 @@ import (
 	"github.com/dwbackup/devworkspace-backup-operator/internal/registry/registrytest"
 )
 
-// maxPeakKiB is DESIGN 6's memory bar: 100 MiB whatever the tree.
+// maxPeakKiB is the mover's memory bar (docs/benchmarks.md): 100 MiB whatever the tree.
 const maxPeakKiB = 100 << 10
 
 // buildMover builds this command into a temporary directory.

@@ -9,7 +9,7 @@ import (
 	"github.com/dwbackup/devworkspace-backup-operator/internal/registry"
 )
 
-// The artifact format shared with DevWorkspace Operator (DESIGN 5).
+// The artifact format shared with DevWorkspace Operator (docs/mover-contract.md, "Artifact").
 const (
 	ArtifactType        = "application/vnd.devworkspace.backup.artifact.v1+json"
 	MediaTypeEmpty      = "application/vnd.oci.empty.v1+json"

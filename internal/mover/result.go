@@ -22,7 +22,7 @@ const (
 	PhaseSkipped   Phase = "Skipped"
 )
 
-// Reasons in Result.Reason: stable CamelCase words (DESIGN 5). Registry failures
+// Reasons in Result.Reason: stable CamelCase words (docs/mover-contract.md). Registry failures
 // keep the registry package's reason.
 const (
 	ReasonCompleted          = "Completed"
@@ -55,7 +55,7 @@ const (
 // MaxResultSize is the size of a Kubernetes termination message; an encoded Result always fits.
 const MaxResultSize = 4096
 
-// Result is the one JSON object a mover run writes (DESIGN 5).
+// Result is the one JSON object a mover run writes (docs/mover-contract.md).
 type Result struct {
 	Phase     Phase  `json:"phase"`
 	Reason    string `json:"reason"`
