@@ -2,9 +2,14 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"log"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 
+	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -40,6 +45,9 @@ type controlPlane struct {
 	auditPath      string
 	operatorNS     string
 	registrySecret string
+	// registryHost is an in-process registry on 127.0.0.1 (host:port): the manager confirms each
+	// finished backup's tag there, and the drain pushes what the mover would.
+	registryHost string
 }
 
 // startControlPlane starts envtest with the project's CRDs and the trimmed DevWorkspace CRDs
@@ -47,8 +55,9 @@ type controlPlane struct {
 func startControlPlane(work string) (*controlPlane, error) {
 	utilruntime.Must(backupv1alpha1.AddToScheme(scheme.Scheme))
 	root := testenv.RepoRoot()
+	reg := httptest.NewServer(ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0))))
 	cp := &controlPlane{auditPath: filepath.Join(work, "audit.log"), operatorNS: "dwbackup-system",
-		registrySecret: "bench-registry"}
+		registrySecret: "bench-registry", registryHost: strings.TrimPrefix(reg.URL, "http://")}
 	policyPath := filepath.Join(work, "audit-policy.yaml")
 	if err := os.WriteFile(policyPath, []byte(auditPolicy), 0o600); err != nil {
 		return nil, err

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
@@ -13,6 +14,7 @@ import (
 
 	backupv1alpha1 "github.com/dwbackup/devworkspace-backup-operator/api/v1alpha1"
 	"github.com/dwbackup/devworkspace-backup-operator/internal/mover"
+	"github.com/dwbackup/devworkspace-backup-operator/internal/registry"
 )
 
 // drain plays the Job controller and the kubelet (envtest runs neither) for the first n mover
@@ -43,9 +45,10 @@ func drain(ctx context.Context, c client.Client, tr *tracker, n int, res *manage
 	return nil
 }
 
-// finishNewJobs completes the mover Jobs not seen before, up to n in total. The pods go first and
-// the Jobs complete a moment later, so the manager's pod informer has the termination message
-// when it sees the Job end (else it falls back to asking the registry, a path not measured here).
+// finishNewJobs completes the mover Jobs not seen before, up to n in total: the artifact is pushed
+// under the Job's tag (the manager confirms it in the registry), the pods go first and the Jobs
+// complete a moment later, so the manager's pod informer has the termination message when it sees
+// the Job end.
 func finishNewJobs(ctx context.Context, c client.Client, handled map[string]bool, n int) error {
 	jobs := &batchv1.JobList{}
 	own := client.MatchingLabels{backupv1alpha1.LabelManagedBy: backupv1alpha1.ManagedByValue}
@@ -59,7 +62,11 @@ func finishNewJobs(ctx context.Context, c client.Client, handled map[string]bool
 		if handled[key] || len(handled) >= n {
 			continue
 		}
-		if err := createTerminatedPod(ctx, c, job); err != nil {
+		pushed := pushArtifact(ctx, job)
+		if pushed.Phase != mover.PhaseSucceeded {
+			return fmt.Errorf("push the artifact of Job %s: %s", key, pushed.Message)
+		}
+		if err := createTerminatedPod(ctx, c, job, pushed); err != nil {
 			return fmt.Errorf("pod of Job %s: %w", key, err)
 		}
 		handled[key] = true
@@ -77,13 +84,31 @@ func finishNewJobs(ctx context.Context, c client.Client, handled map[string]bool
 	return nil
 }
 
-// createTerminatedPod creates the Job's pod, terminated with a Succeeded mover result as its
+// pushArtifact does what the mover of a Job would: it backs up an empty tree under the Job's
+// --repository and --tag, into the benchmark's in-process registry.
+func pushArtifact(ctx context.Context, job *batchv1.Job) mover.Result {
+	arg := func(flag string) string {
+		cmd := job.Spec.Template.Spec.Containers[0].Command
+		for i := range len(cmd) - 1 {
+			if cmd[i] == flag {
+				return cmd[i+1]
+			}
+		}
+		return ""
+	}
+	dir, err := os.MkdirTemp("", "bench-tree-")
+	if err != nil {
+		return mover.Result{Phase: mover.PhaseFailed, Message: err.Error()}
+	}
+	defer func() { _ = os.RemoveAll(dir) }()
+	return mover.Backup(ctx, mover.BackupOptions{Source: dir, Repository: arg("--repository"), Tag: arg("--tag"),
+		Workspace: arg("--workspace"), Namespace: job.Namespace, Registry: registry.Options{Insecure: true}})
+}
+
+// createTerminatedPod creates the Job's pod, terminated with the mover's result as its
 // termination message, as the Job controller and the kubelet would.
-func createTerminatedPod(ctx context.Context, c client.Client, job *batchv1.Job) error {
+func createTerminatedPod(ctx context.Context, c client.Client, job *batchv1.Job, result mover.Result) error {
 	now := metav1.Now()
-	result := mover.Result{Phase: mover.PhaseSucceeded, Reason: "Succeeded", Message: "backed up",
-		Reference: "registry.example.com/backups/" + job.Namespace + ":bench",
-		Digest:    "sha256:" + fmt.Sprintf("%064x", now.UnixNano()), SizeBytes: 1 << 20, Bytes: 4 << 20, Files: 100}
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{
 			Name: job.Name + "-pod", Namespace: job.Namespace,

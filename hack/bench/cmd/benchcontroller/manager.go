@@ -77,7 +77,7 @@ func setupOperatorNamespace(ctx context.Context, cp *controlPlane) error {
 		ObjectMeta: metav1.ObjectMeta{Name: cp.registrySecret, Namespace: cp.operatorNS},
 		Type:       corev1.SecretTypeDockerConfigJson,
 		Data: map[string][]byte{corev1.DockerConfigJsonKey: []byte(
-			`{"auths":{"registry.example.com":{"auth":"YmVuY2g6YmVuY2g="}}}`)},
+			`{"auths":{"127.0.0.1":{"auth":"YmVuY2g6YmVuY2g="}}}`)},
 	})
 }
 
@@ -88,7 +88,8 @@ func createPolicy(ctx context.Context, cp *controlPlane, name string, suspend bo
 		ObjectMeta: metav1.ObjectMeta{Name: name},
 		Spec: backupv1alpha1.BackupPolicySpec{
 			Schedule: "* * * * *", Suspend: suspend, MaxConcurrentBackups: maxConcurrentBackups,
-			Registry: backupv1alpha1.RegistrySpec{Repository: "registry.example.com/backups", AuthSecretName: cp.registrySecret},
+			Registry: backupv1alpha1.RegistrySpec{Repository: cp.registryHost + "/backups", AuthSecretName: cp.registrySecret,
+				Insecure: true},
 		},
 	}
 	if err := cp.admin.Create(ctx, p); err != nil {
@@ -108,7 +109,7 @@ func waitForCaches(ctx context.Context, c client.Client, workspaces int) error {
 	const probe = "bench-probe"
 	p := &backupv1alpha1.BackupPolicy{ObjectMeta: metav1.ObjectMeta{Name: probe}, Spec: backupv1alpha1.BackupPolicySpec{
 		Schedule: "0 0 1 1 *", Suspend: true,
-		Registry: backupv1alpha1.RegistrySpec{Repository: "registry.example.com/probe"}}}
+		Registry: backupv1alpha1.RegistrySpec{Repository: "127.0.0.1:1/probe", Insecure: true}}}
 	if err := c.Create(ctx, p); err != nil {
 		return err
 	}
