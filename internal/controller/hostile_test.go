@@ -261,6 +261,9 @@ var _ = Describe("Hostile users and unlucky admins", func() {
 		b := namedBackup(f.Namespace, "pre", "ws", f.Policy.Name)
 		got := eventuallyPhase(b, backupv1alpha1.BackupFailed)
 		expectReason(got, backupv1alpha1.ReasonJobConflict, true)
+		Expect(got.Status.JobName).To(BeEmpty(), "never adopted: the backup never ran with their Job")
+		Expect(got.Status.StartTime).To(BeNil())
+		Expect(secretsWithOwner(f.Namespace, got.UID)).To(BeEmpty(), "no credentials copy is left for their Job to mount")
 		Consistently(func(g Gomega) types.UID {
 			job := &batchv1.Job{}
 			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(theirs), job)).To(Succeed())
