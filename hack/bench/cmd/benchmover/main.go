@@ -69,7 +69,7 @@ func run(ctx context.Context, c config) error {
 		return err
 	}
 	defer reg.stop()
-	b := &bench{cfg: c, work: work, tree: tree, reg: reg, treeBytes: st.Bytes}
+	b := &bench{cfg: c, work: work, tree: tree, reg: reg, treeBytes: st.Bytes, treeFiles: st.Files, perf: perfUsable()}
 	rows, err := b.runAll(ctx)
 	if err != nil {
 		return err
@@ -107,8 +107,10 @@ type row struct {
 	name     string
 	seconds  float64
 	cpu      float64 // user+system seconds of the method's processes
+	sys      float64 // system seconds of the method's processes
 	rssKiB   int64   // peak RSS of the largest process
 	uploaded int64   // bytes sent to the registry, -1 when nothing is sent
+	syscalls int64   // system calls of a second, untimed run; -1 when not counted
 	kind     phase
 }
 
@@ -121,7 +123,13 @@ const (
 	phaseFirst
 	phaseUnchanged
 	phaseTouched
+	phaseDWORestore
+	phaseRestore
+	phaseRestoreOther
 )
+
+// restore reports whether the row is one of the restore table.
+func (k phase) restore() bool { return k >= phaseDWORestore }
 
 // elapsed runs f and returns its wall time.
 func elapsed(f func() error) (float64, error) {

@@ -1,0 +1,260 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/dwbackup/devworkspace-backup-operator/internal/mover/movertest"
+)
+
+// The restore rows: DWO's restore script (workspace-recovery.sh --restore, as
+// docs/benchmarks.md describes it) against `mover restore`, both from the
+// artifact of the mover's first backup, into an empty directory on the same
+// filesystem. Each method runs twice: timed, then under `perf stat` to count its
+// system calls (a tracepoint counter slows every call, so it never runs timed).
+
+// restoreTag is the mover's first backup: the tree as generated.
+const restoreTag = "20261126T020000Z"
+
+// stepper builds the commands of one run, wrapped in `perf stat` when it counts
+// system calls; children are counted too (gzip under tar -z).
+type stepper struct {
+	ctx  context.Context
+	perf string // empty: a timed run
+	dir  string // where perf writes its counts
+	outs []string
+}
+
+func (s *stepper) command(argv ...string) *exec.Cmd {
+	if s.perf == "" {
+		return exec.CommandContext(s.ctx, argv[0], argv[1:]...)
+	}
+	out := filepath.Join(s.dir, fmt.Sprintf("perf-%d.csv", len(s.outs)))
+	s.outs = append(s.outs, out)
+	return exec.CommandContext(s.ctx, s.perf, append([]string{"stat", "-x,", "-e", "raw_syscalls:sys_enter",
+		"-o", out, "--"}, argv...)...)
+}
+
+// syscalls sums what perf counted over the run's commands.
+func (s *stepper) syscalls() (int64, error) {
+	var total int64
+	for _, out := range s.outs {
+		n, err := perfCount(out)
+		if err != nil {
+			return 0, err
+		}
+		total += n
+	}
+	return total, nil
+}
+
+func perfCount(file string) (int64, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = f.Close() }()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Split(sc.Text(), ",")
+		if len(fields) > 2 && fields[2] == "raw_syscalls:sys_enter" {
+			return strconv.ParseInt(fields[0], 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("no system call count in %s", file)
+}
+
+// perfUsable finds perf and checks that it may count the syscall tracepoint
+// (root, or a permissive perf_event_paranoid); otherwise the column shows "-".
+func perfUsable() string {
+	p, err := exec.LookPath("perf")
+	if err != nil {
+		return ""
+	}
+	if exec.Command(p, "stat", "-x,", "-e", "raw_syscalls:sys_enter", "-o", os.DevNull, "--", "true").Run() != nil {
+		return ""
+	}
+	return p
+}
+
+// restoreMethod runs one restore into dir (which it creates) and returns the
+// directory holding the restored tree.
+type restoreMethod func(s *stepper, dir string) (procStats, string, error)
+
+// restoreStep times method, checks what it restored, then counts its syscalls in a second run.
+func (b *bench) restoreStep(name string, kind phase, method restoreMethod) func(context.Context) (row, error) {
+	return func(ctx context.Context) (row, error) {
+		dir := filepath.Join(b.work, "restore")
+		if err := freshDir(dir); err != nil {
+			return row{}, err
+		}
+		var st procStats
+		var restored string
+		secs, err := elapsed(func() error {
+			var err error
+			st, restored, err = method(&stepper{ctx: ctx}, dir)
+			return err
+		})
+		if err != nil {
+			return row{}, fmt.Errorf("%s: %w", name, err)
+		}
+		if err := b.checkRestored(restored); err != nil {
+			return row{}, fmt.Errorf("%s: %w", name, err)
+		}
+		r := row{name: name, seconds: secs, cpu: st.cpu, sys: st.sys, rssKiB: st.rssKiB, uploaded: -1, syscalls: -1, kind: kind}
+		if b.perf != "" {
+			if err := freshDir(dir); err != nil {
+				return row{}, err
+			}
+			s := &stepper{ctx: ctx, perf: b.perf, dir: b.work}
+			if _, _, err := method(s, dir); err != nil {
+				return row{}, fmt.Errorf("%s under perf: %w", name, err)
+			}
+			if r.syscalls, err = s.syscalls(); err != nil {
+				return row{}, err
+			}
+		}
+		return r, os.RemoveAll(dir)
+	}
+}
+
+// freshDir removes what a previous run left and flushes it to disk, so that no
+// run pays for the write-back of the one before.
+func freshDir(dir string) error {
+	if err := os.RemoveAll(dir); err != nil {
+		return err
+	}
+	syscall.Sync()
+	return os.MkdirAll(dir, 0o755)
+}
+
+// dwoRestore is workspace-recovery.sh --restore: oras pull --output /tmp, mkdir
+// /tmp/extracted-backup, tar -xzvf into it, check that the target is empty, cp -r
+// into the target. One difference: the script copies extracted-backup/*, which
+// leaves out names starting with a dot (.git here), so the benchmark copies
+// extracted-backup/. to restore the same tree. The script's clean-up (rm -f of
+// the archive, rm -rf of the copy) is timed apart and not in the row.
+func (b *bench) dwoRestore(ref string) restoreMethod {
+	return func(s *stepper, dir string) (procStats, string, error) {
+		tmp, target := filepath.Join(dir, "tmp"), filepath.Join(dir, "projects")
+		for _, d := range []string{tmp, target} {
+			if err := os.Mkdir(d, 0o755); err != nil {
+				return procStats{}, "", err
+			}
+		}
+		extracted := filepath.Join(tmp, "extracted-backup")
+		out, err := devNull()
+		if err != nil {
+			return procStats{}, "", err
+		}
+		defer func() { _ = out.Close() }()
+		var total procStats
+		steps := []struct {
+			name string
+			run  func() (procStats, error)
+		}{
+			{"oras pull", func() (procStats, error) {
+				cmd := s.command(b.cfg.oras, "pull", "--plain-http", "--no-tty", ref, "--output", tmp)
+				cmd.Stdout = out
+				return runCmd(cmd)
+			}},
+			{"tar -xzvf", func() (procStats, error) {
+				if err := os.Mkdir(extracted, 0o755); err != nil {
+					return procStats{}, err
+				}
+				cmd := s.command("tar", "-xzvf", filepath.Join(tmp, dwoArchive), "-C", extracted)
+				cmd.Stdout = out // the script's -v listing goes to the pod's log
+				return runCmd(cmd)
+			}},
+			{"cp -r", func() (procStats, error) {
+				if names, err := os.ReadDir(target); err != nil || len(names) > 0 {
+					return procStats{}, fmt.Errorf("target not empty (%d entries): %v", len(names), err)
+				}
+				return runCmd(s.command("cp", "-r", extracted+"/.", target))
+			}},
+		}
+		for _, step := range steps {
+			secs, err := elapsed(func() error {
+				st, err := step.run()
+				total = total.add(st)
+				return err
+			})
+			if err != nil {
+				return procStats{}, "", err
+			}
+			if s.perf == "" {
+				fmt.Fprintf(os.Stderr, "  DWO restore: %-10s %6.2f s\n", step.name, secs)
+			}
+		}
+		if s.perf == "" {
+			secs, err := elapsed(func() error {
+				_, err := runCmd(exec.Command("rm", "-f", filepath.Join(tmp, dwoArchive)))
+				if err == nil {
+					_, err = runCmd(exec.Command("rm", "-rf", extracted))
+				}
+				return err
+			})
+			if err != nil {
+				return procStats{}, "", err
+			}
+			fmt.Fprintf(os.Stderr, "  DWO restore: clean-up   %6.2f s (rm -f archive, rm -rf copy; not in the row)\n", secs)
+		}
+		return total, target, nil
+	}
+}
+
+// moverRestore is `mover restore` into a target that does not exist yet.
+func (b *bench) moverRestore(ref string) restoreMethod {
+	return func(s *stepper, dir string) (procStats, string, error) {
+		target := filepath.Join(dir, "projects")
+		args := []string{"restore", "--target", target, "--reference", ref, "--insecure"}
+		if s.perf != "" {
+			cmd := s.command(append([]string{b.cfg.mover}, append(args, "--result-file", filepath.Join(dir, "result.json"))...)...)
+			_, err := runCmd(cmd)
+			return procStats{}, target, err
+		}
+		m, err := movertest.Run(s.ctx, b.cfg.mover, args, os.Stderr)
+		if err != nil {
+			return procStats{}, "", err
+		}
+		if err := checkResult(m, false); err != nil {
+			return procStats{}, "", err
+		}
+		return procStats{cpu: m.CPUSeconds, sys: m.SysSeconds, rssKiB: m.PeakRSSKiB}, target, nil
+	}
+}
+
+// checkRestored compares the restored regular files with the generated tree:
+// their number and total size (DWO's cp -r keeps neither mtimes nor owners).
+func (b *bench) checkRestored(dir string) error {
+	var files int
+	var size int64
+	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		files++
+		size += info.Size()
+		return nil
+	})
+	switch {
+	case err != nil:
+		return err
+	case files != b.treeFiles || size != b.treeBytes:
+		return fmt.Errorf("restored %d files, %d bytes; the tree has %d files, %d bytes",
+			files, size, b.treeFiles, b.treeBytes)
+	}
+	return nil
+}
