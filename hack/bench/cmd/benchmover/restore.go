@@ -85,9 +85,9 @@ func perfUsable() string {
 	return p
 }
 
-// restoreMethod runs one restore into dir (which it creates) and returns the
-// directory holding the restored tree.
-type restoreMethod func(s *stepper, dir string) (procStats, string, error)
+// restoreMethod runs one restore into dir and returns its wall seconds (clean-up
+// excluded), its processes' stats and the directory holding the restored tree.
+type restoreMethod func(s *stepper, dir string) (float64, procStats, string, error)
 
 // restoreStep times method, checks what it restored, then counts its syscalls in a second run.
 func (b *bench) restoreStep(name string, kind phase, method restoreMethod) func(context.Context) (row, error) {
@@ -96,13 +96,7 @@ func (b *bench) restoreStep(name string, kind phase, method restoreMethod) func(
 		if err := freshDir(dir); err != nil {
 			return row{}, err
 		}
-		var st procStats
-		var restored string
-		secs, err := elapsed(func() error {
-			var err error
-			st, restored, err = method(&stepper{ctx: ctx}, dir)
-			return err
-		})
+		secs, st, restored, err := method(&stepper{ctx: ctx}, dir)
 		if err != nil {
 			return row{}, fmt.Errorf("%s: %w", name, err)
 		}
@@ -115,7 +109,7 @@ func (b *bench) restoreStep(name string, kind phase, method restoreMethod) func(
 				return row{}, err
 			}
 			s := &stepper{ctx: ctx, perf: b.perf, dir: b.work}
-			if _, _, err := method(s, dir); err != nil {
+			if _, _, _, err := method(s, dir); err != nil {
 				return row{}, fmt.Errorf("%s under perf: %w", name, err)
 			}
 			if r.syscalls, err = s.syscalls(); err != nil {
@@ -143,20 +137,21 @@ func freshDir(dir string) error {
 // extracted-backup/. to restore the same tree. The script's clean-up (rm -f of
 // the archive, rm -rf of the copy) is timed apart and not in the row.
 func (b *bench) dwoRestore(ref string) restoreMethod {
-	return func(s *stepper, dir string) (procStats, string, error) {
+	return func(s *stepper, dir string) (float64, procStats, string, error) {
 		tmp, target := filepath.Join(dir, "tmp"), filepath.Join(dir, "projects")
 		for _, d := range []string{tmp, target} {
 			if err := os.Mkdir(d, 0o755); err != nil {
-				return procStats{}, "", err
+				return 0, procStats{}, "", err
 			}
 		}
 		extracted := filepath.Join(tmp, "extracted-backup")
 		out, err := devNull()
 		if err != nil {
-			return procStats{}, "", err
+			return 0, procStats{}, "", err
 		}
 		defer func() { _ = out.Close() }()
 		var total procStats
+		var seconds float64
 		steps := []struct {
 			name string
 			run  func() (procStats, error)
@@ -188,8 +183,9 @@ func (b *bench) dwoRestore(ref string) restoreMethod {
 				return err
 			})
 			if err != nil {
-				return procStats{}, "", err
+				return 0, procStats{}, "", err
 			}
+			seconds += secs
 			if s.perf == "" {
 				fmt.Fprintf(os.Stderr, "  DWO restore: %-10s %6.2f s\n", step.name, secs)
 			}
@@ -203,32 +199,37 @@ func (b *bench) dwoRestore(ref string) restoreMethod {
 				return err
 			})
 			if err != nil {
-				return procStats{}, "", err
+				return 0, procStats{}, "", err
 			}
 			fmt.Fprintf(os.Stderr, "  DWO restore: clean-up   %6.2f s (rm -f archive, rm -rf copy; not in the row)\n", secs)
 		}
-		return total, target, nil
+		return seconds, total, target, nil
 	}
 }
 
 // moverRestore is `mover restore` into a target that does not exist yet.
 func (b *bench) moverRestore(ref string) restoreMethod {
-	return func(s *stepper, dir string) (procStats, string, error) {
+	return func(s *stepper, dir string) (float64, procStats, string, error) {
 		target := filepath.Join(dir, "projects")
 		args := []string{"restore", "--target", target, "--reference", ref, "--insecure"}
 		if s.perf != "" {
 			cmd := s.command(append([]string{b.cfg.mover}, append(args, "--result-file", filepath.Join(dir, "result.json"))...)...)
 			_, err := runCmd(cmd)
-			return procStats{}, target, err
+			return 0, procStats{}, target, err
 		}
-		m, err := movertest.Run(s.ctx, b.cfg.mover, args, os.Stderr)
+		var m movertest.Measured
+		secs, err := elapsed(func() error {
+			var err error
+			m, err = movertest.Run(s.ctx, b.cfg.mover, args, os.Stderr)
+			return err
+		})
 		if err != nil {
-			return procStats{}, "", err
+			return 0, procStats{}, "", err
 		}
 		if err := checkResult(m, false); err != nil {
-			return procStats{}, "", err
+			return 0, procStats{}, "", err
 		}
-		return procStats{cpu: m.CPUSeconds, sys: m.SysSeconds, rssKiB: m.PeakRSSKiB}, target, nil
+		return secs, procStats{cpu: m.CPUSeconds, sys: m.SysSeconds, rssKiB: m.PeakRSSKiB}, target, nil
 	}
 }
 
