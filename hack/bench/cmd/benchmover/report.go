@@ -94,6 +94,7 @@ func checkBars(w io.Writer, rows []row) int {
 			peak = max(peak, r.rssKiB)
 		case phaseRestore, phaseRestoreOther:
 			restorePeak = max(restorePeak, r.rssKiB)
+		case phaseOther, phaseDWO, phasePigz, phaseDWORestore: // not the mover
 		}
 	}
 	return bars.Print(w, 46, []bars.Bar{
@@ -107,7 +108,8 @@ func checkBars(w io.Writer, rows []row) int {
 			Got: fmt.Sprintf("%d bytes", unchanged.uploaded)},
 		{Name: "mover peak RSS < 100 MiB", OK: peak < 100*1024, Got: fmt.Sprintf("%.1f MiB", float64(peak)/1024)},
 		{Name: "mover restore >= 2x faster than DWO's restore", OK: dwoRestore.seconds >= 2*restore.seconds,
-			Got: fmt.Sprintf("%.1fx (%.2f s vs %.2f s)", dwoRestore.seconds/restore.seconds, restore.seconds, dwoRestore.seconds)},
+			Got: fmt.Sprintf("%.1fx (%.2f s vs %.2f s)", dwoRestore.seconds/restore.seconds, restore.seconds,
+				dwoRestore.seconds)},
 		{Name: "mover restore peak RSS < 100 MiB", OK: restorePeak < 100*1024,
 			Got: fmt.Sprintf("%.1f MiB", float64(restorePeak)/1024)},
 	})

@@ -103,7 +103,8 @@ func (b *bench) restoreStep(name string, kind phase, method restoreMethod) func(
 		if err := b.checkRestored(restored); err != nil {
 			return row{}, fmt.Errorf("%s: %w", name, err)
 		}
-		r := row{name: name, seconds: secs, cpu: st.cpu, sys: st.sys, rssKiB: st.rssKiB, uploaded: -1, syscalls: -1, kind: kind}
+		r := row{name: name, seconds: secs, cpu: st.cpu, sys: st.sys, rssKiB: st.rssKiB, uploaded: -1, syscalls: -1,
+			kind: kind}
 		if b.perf != "" {
 			if err := freshDir(dir); err != nil {
 				return row{}, err
@@ -170,8 +171,12 @@ func (b *bench) dwoRestore(ref string) restoreMethod {
 				return runCmd(cmd)
 			}},
 			{"cp -r", func() (procStats, error) {
-				if names, err := os.ReadDir(target); err != nil || len(names) > 0 {
-					return procStats{}, fmt.Errorf("target not empty (%d entries): %v", len(names), err)
+				names, err := os.ReadDir(target)
+				if err != nil {
+					return procStats{}, err
+				}
+				if len(names) > 0 {
+					return procStats{}, fmt.Errorf("target not empty (%d entries)", len(names))
 				}
 				return runCmd(s.command("cp", "-r", extracted+"/.", target))
 			}},
@@ -213,8 +218,8 @@ func (b *bench) moverRestore(ref string) restoreMethod {
 		target := filepath.Join(dir, "projects")
 		args := []string{"restore", "--target", target, "--reference", ref, "--insecure"}
 		if s.perf != "" {
-			cmd := s.command(append([]string{b.cfg.mover}, append(args, "--result-file", filepath.Join(dir, "result.json"))...)...)
-			_, err := runCmd(cmd)
+			argv := append([]string{b.cfg.mover}, args...)
+			_, err := runCmd(s.command(append(argv, "--result-file", filepath.Join(dir, "result.json"))...))
 			return 0, procStats{}, target, err
 		}
 		var m movertest.Measured
