@@ -29,6 +29,7 @@ type bench struct {
 	treeBytes int64
 	treeFiles int
 	perf      string // perf, to count system calls; empty when it cannot
+	restores  int    // restore directories made so far
 }
 
 // procStats describe finished processes. Peak RSS is VmHWM: exact for the

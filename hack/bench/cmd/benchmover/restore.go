@@ -92,8 +92,8 @@ type restoreMethod func(s *stepper, dir string) (float64, procStats, string, err
 // restoreStep times method, checks what it restored, then counts its syscalls in a second run.
 func (b *bench) restoreStep(name string, kind phase, method restoreMethod) func(context.Context) (row, error) {
 	return func(ctx context.Context) (row, error) {
-		dir := filepath.Join(b.work, "restore")
-		if err := freshDir(dir); err != nil {
+		dir, err := b.restoreDir()
+		if err != nil {
 			return row{}, err
 		}
 		secs, st, restored, err := method(&stepper{ctx: ctx}, dir)
@@ -106,10 +106,10 @@ func (b *bench) restoreStep(name string, kind phase, method restoreMethod) func(
 		r := row{name: name, seconds: secs, cpu: st.cpu, sys: st.sys, rssKiB: st.rssKiB, uploaded: -1, syscalls: -1,
 			kind: kind}
 		if b.perf != "" {
-			if err := freshDir(dir); err != nil {
+			if dir, err = b.restoreDir(); err != nil {
 				return row{}, err
 			}
-			s := &stepper{ctx: ctx, perf: b.perf, dir: b.work}
+			s := &stepper{ctx: ctx, perf: b.perf, dir: dir}
 			if _, _, _, err := method(s, dir); err != nil {
 				return row{}, fmt.Errorf("%s under perf: %w", name, err)
 			}
@@ -117,18 +117,24 @@ func (b *bench) restoreStep(name string, kind phase, method restoreMethod) func(
 				return row{}, err
 			}
 		}
-		return r, os.RemoveAll(dir)
+		return r, nil
 	}
 }
 
-// freshDir removes what a previous run left and flushes it to disk, so that no
-// run pays for the write-back of the one before.
-func freshDir(dir string) error {
-	if err := os.RemoveAll(dir); err != nil {
-		return err
+// restoreDir is a new directory for one restore run, after a sync so that no
+// run pays for the write-back of the one before. Restored trees are removed
+// only with the work directory at the end: ext4 skips inodes deleted in the
+// last 1-6 minutes when it allocates new ones (recently_deleted in
+// fs/ext4/ialloc.c), and after removing a 63k-file tree every create scans
+// them: a restore right after one took 23-31 s instead of 6.3 s, ~60% of its samples in that scan (perf).
+func (b *bench) restoreDir() (string, error) {
+	b.restores++
+	dir := filepath.Join(b.work, fmt.Sprintf("restore-%d", b.restores))
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return "", err
 	}
 	syscall.Sync()
-	return os.MkdirAll(dir, 0o755)
+	return dir, nil
 }
 
 // dwoRestore is workspace-recovery.sh --restore: oras pull --output /tmp, mkdir
@@ -136,7 +142,7 @@ func freshDir(dir string) error {
 // into the target. One difference: the script copies extracted-backup/*, which
 // leaves out names starting with a dot (.git here), so the benchmark copies
 // extracted-backup/. to restore the same tree. The script's clean-up (rm -f of
-// the archive, rm -rf of the copy) is timed apart and not in the row.
+// the archive, rm -rf of the copy) is left out (see restoreDir).
 func (b *bench) dwoRestore(ref string) restoreMethod {
 	return func(s *stepper, dir string) (float64, procStats, string, error) {
 		tmp, target := filepath.Join(dir, "tmp"), filepath.Join(dir, "projects")
@@ -194,19 +200,6 @@ func (b *bench) dwoRestore(ref string) restoreMethod {
 			if s.perf == "" {
 				fmt.Fprintf(os.Stderr, "  DWO restore: %-10s %6.2f s\n", step.name, secs)
 			}
-		}
-		if s.perf == "" {
-			secs, err := elapsed(func() error {
-				_, err := runCmd(exec.Command("rm", "-f", filepath.Join(tmp, dwoArchive)))
-				if err == nil {
-					_, err = runCmd(exec.Command("rm", "-rf", extracted))
-				}
-				return err
-			})
-			if err != nil {
-				return 0, procStats{}, "", err
-			}
-			fmt.Fprintf(os.Stderr, "  DWO restore: clean-up   %6.2f s (rm -f archive, rm -rf copy; not in the row)\n", secs)
 		}
 		return seconds, total, target, nil
 	}
