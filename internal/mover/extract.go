@@ -12,33 +12,42 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// writeBufSize is what a file's data is gathered into before a write: most
-// workspace files take one write, big ones few.
-const writeBufSize = 1 << 20
-
 // extractor writes tar entries below the target directory, every one relative
 // to its open parent directory (dirstack.go): a file takes openat, its writes,
-// fchmod, futimens and close, where os.Root resolved the whole path for each step.
+// fchmod, futimens and close, where os.Root resolved the whole path for each
+// step. File data is written by a fileWriter (filewriter.go).
 type extractor struct {
 	dirs   *dirStack
+	w      *fileWriter
 	guard  *entryGuard
 	asRoot bool // restore ownership only when running as root
 	count  *counters
-	buf    []byte
 }
 
 func newExtractor(target int, count *counters) *extractor {
-	x := &extractor{guard: newEntryGuard(), asRoot: os.Geteuid() == 0, count: count, buf: make([]byte, writeBufSize)}
+	x := &extractor{guard: newEntryGuard(), asRoot: os.Geteuid() == 0, count: count, w: newFileWriter(count)}
 	x.dirs = newDirStack(target, x.leaveDir)
 	return x
 }
 
-// extract reads every entry of tr into the target.
+// extract reads every entry of tr into the target. A failure of the file
+// writer wins: it happened to an earlier entry than the extractor's own.
 func (x *extractor) extract(ctx context.Context, tr *tar.Reader) error {
-	defer x.dirs.close()
+	err := x.entries(ctx, tr)
+	x.dirs.close()
+	if f := x.w.wait(); f != nil {
+		return x.writeErr(f.name, f.err)
+	}
+	return err
+}
+
+func (x *extractor) entries(ctx context.Context, tr *tar.Reader) error {
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
+		}
+		if x.w.failed() != nil {
+			return nil // reported by extract
 		}
 		hdr, err := tr.Next()
 		if errors.Is(err, io.EOF) {
@@ -153,8 +162,8 @@ func (x *extractor) leaveDir(d openDir) error {
 }
 
 // file creates the file (O_EXCL|O_NOFOLLOW: what was there before is removed
-// first, never written through), writes its data, then sets owner, mode and
-// mtime through the same descriptor.
+// first, never written through) and queues its data, owner, mode and mtime
+// for the file writer, which closes it.
 func (x *extractor) file(name string, hdr *tar.Header, r io.Reader) error {
 	parent, base, err := x.parent(name)
 	if err != nil {
@@ -166,18 +175,27 @@ func (x *extractor) file(name string, hdr *tar.Header, r io.Reader) error {
 	if err != nil {
 		return x.writeErr(name, err)
 	}
-	err = x.copyData(fd, name, hdr.Size, r)
-	if err == nil {
-		err = x.finishFile(fd, name, hdr)
+	fin := &fileFinish{chown: x.asRoot, uid: hdr.Uid, gid: hdr.Gid, mode: fileMode(hdr), mtime: hdr.ModTime}
+	for remaining := hdr.Size; ; {
+		data, release := x.w.ring.alloc(int(min(remaining, writeChunk)))
+		n, rerr := fill(r, data)
+		remaining -= int64(n)
+		op := writeOp{fd: fd, name: name, data: data[:n], release: release, last: remaining == 0 || n < len(data)}
+		if n == len(data) {
+			rerr = nil // the entry's end is hdr.Size; the reader need not have said EOF yet
+		} else if rerr == nil || errors.Is(rerr, io.EOF) {
+			rerr = failf(ReasonInvalidArchive, "%s: archive holds %d of %d bytes", name, hdr.Size-remaining, hdr.Size)
+		} else {
+			rerr = failf(ReasonInvalidArchive, "read %s from the archive: %w", name, rerr)
+		}
+		if op.last && rerr == nil {
+			op.finish = fin
+		}
+		x.w.send(op)
+		if op.last {
+			return rerr
+		}
 	}
-	if cerr := unix.Close(fd); err == nil && cerr != nil {
-		err = x.writeErr(name, cerr)
-	}
-	if err != nil {
-		return err
-	}
-	x.count.files.Add(1)
-	return nil
 }
 
 func openCreate(dirfd int, name string) (int, error) {
@@ -188,32 +206,6 @@ func openCreate(dirfd int, name string) (int, error) {
 		return err
 	})
 	return fd, err
-}
-
-// copyData writes the entry's data, gathered into the buffer so that a small
-// file takes one write. A failed read is the archive's fault, a failed write the target's.
-func (x *extractor) copyData(fd int, name string, size int64, r io.Reader) error {
-	var n int64
-	for {
-		m, rerr := fill(r, x.buf)
-		if m > 0 {
-			if err := writeAll(fd, x.buf[:m]); err != nil {
-				return x.writeErr(name, err)
-			}
-			n += int64(m)
-			x.count.bytes.Add(int64(m))
-		}
-		if errors.Is(rerr, io.EOF) {
-			break
-		}
-		if rerr != nil {
-			return failf(ReasonInvalidArchive, "read %s from the archive: %w", name, rerr)
-		}
-	}
-	if n != size {
-		return failf(ReasonInvalidArchive, "%s: archive holds %d of %d bytes", name, n, size)
-	}
-	return nil
 }
 
 // fill reads into buf until it is full or r ends (io.EOF) or fails.
@@ -239,22 +231,6 @@ func writeAll(fd int, p []byte) error {
 			return err
 		}
 		p = p[n:]
-	}
-	return nil
-}
-
-// finishFile sets owner (as root: before the mode, since chown clears setuid), mode and mtime.
-func (x *extractor) finishFile(fd int, name string, hdr *tar.Header) error {
-	if x.asRoot {
-		if err := unix.Fchown(fd, hdr.Uid, hdr.Gid); err != nil {
-			return x.writeErr(name, err)
-		}
-	}
-	if err := unix.Fchmod(fd, fileMode(hdr)); err != nil {
-		return x.writeErr(name, err)
-	}
-	if err := futimens(fd, hdr.ModTime); err != nil {
-		return x.writeErr(name, err)
 	}
 	return nil
 }

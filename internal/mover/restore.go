@@ -5,10 +5,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"hash"
 	"io"
 	"time"
 
@@ -109,7 +106,8 @@ func manifestLayer(m registry.Manifest) (registry.Descriptor, error) {
 // at the end: there is no temp file, so a mismatch is found after the files are
 // written, and reported as DigestMismatch (docs/mover-contract.md).
 func restoreLayer(ctx context.Context, blob io.Reader, layer registry.Descriptor, dirfd int, count *counters) error {
-	vr := &verifyingReader{r: io.LimitReader(blob, layer.Size+1), h: sha256.New()}
+	vr := newBlobReader(io.LimitReader(blob, layer.Size+1))
+	defer vr.close()
 	extractErr := extractStream(ctx, vr, dirfd, count)
 	if ctx.Err() != nil {
 		return extractErr
@@ -144,19 +142,3 @@ func extractStream(ctx context.Context, r io.Reader, dirfd int, count *counters)
 	}
 	return newExtractor(dirfd, count).extract(ctx, tar.NewReader(src))
 }
-
-// verifyingReader hashes and counts the blob as it streams.
-type verifyingReader struct {
-	r io.Reader
-	h hash.Hash
-	n int64
-}
-
-func (v *verifyingReader) Read(p []byte) (int, error) {
-	n, err := v.r.Read(p)
-	v.h.Write(p[:n])
-	v.n += int64(n)
-	return n, err
-}
-
-func (v *verifyingReader) sum() string { return "sha256:" + hex.EncodeToString(v.h.Sum(nil)) }
