@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -188,4 +189,38 @@ func slicesEqualSorted(names []string, groups [][]string) bool {
 		}
 	}
 	return false
+}
+
+// An archive that ends inside a file's data (the registry serves exactly what
+// was pushed, so the digest matches) fails InvalidArchive naming the file,
+// whether it ends in the first chunk of the data or a later one.
+func TestRestoreTruncatedArchive(t *testing.T) {
+	reg := registrytest.NewInProcess(t, nil)
+	big := string(bytes.Repeat([]byte("0123456789abcdef"), (3*writeChunk+100)/16))
+	full := tarOfEntries(t, []ent{fileEnt("small", "small"), fileEnt("dir/big", big), fileEnt("after", "after")})
+	start := bytes.Index(full, []byte(big[:64])) // where big's data begins
+	tests := []struct {
+		name string
+		cut  int // bytes of big's data left
+		gz   bool
+	}{
+		{"in the first chunk", 1000, false},
+		{"in a later chunk", 2*writeChunk + 5, false},
+		{"in a later chunk, gzip", 2*writeChunk + 5, true},
+		{"at a chunk's end", writeChunk, true},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			layer := full[:start+tt.cut]
+			if tt.gz {
+				layer = gzipBytes(t, layer)
+			}
+			ref := pushArtifact(t, reg.Host, fmt.Sprintf("cut%02d", i), layer)
+			res := Restore(context.Background(), restoreOpts(ref, filepath.Join(t.TempDir(), "projects")))
+			wantReason(t, res, ReasonInvalidArchive)
+			if !strings.Contains(res.Message, "dir/big") {
+				t.Errorf("message %q does not name the file", res.Message)
+			}
+		})
+	}
 }

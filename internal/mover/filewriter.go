@@ -13,6 +13,7 @@ import (
 const (
 	writeRingSize = 8 << 20
 	writeChunk    = 1 << 20
+	writeQueue    = 128 // files waiting for the writer: each holds an open descriptor
 )
 
 // fileWriter writes the data of the files the extractor created, and then
@@ -53,7 +54,7 @@ type fileFinish struct {
 }
 
 func newFileWriter(count *counters) *fileWriter {
-	w := &fileWriter{ops: make(chan writeOp, 128), ring: newByteRing(writeRingSize), count: count, done: make(chan struct{})}
+	w := &fileWriter{ops: make(chan writeOp, writeQueue), ring: newByteRing(writeRingSize), count: count, done: make(chan struct{})}
 	go w.run()
 	return w
 }
