@@ -182,6 +182,16 @@ func TestExtractAnyEntryOrder(t *testing.T) {
 	}
 }
 
+// The same as a user other than root, as the mover's Job runs: no chown, and
+// directory modes hold for the mover too (root's capabilities would hide them).
+func TestExtractAnyEntryOrderAsNobody(t *testing.T) {
+	if os.Geteuid() == 0 {
+		rerunAsNobody(t)
+		return
+	}
+	TestExtractAnyEntryOrder(t)
+}
+
 func slicesEqualSorted(names []string, groups [][]string) bool {
 	for _, g := range groups {
 		if fmt.Sprint(g) == fmt.Sprint(names) {
