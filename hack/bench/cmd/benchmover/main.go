@@ -1,11 +1,13 @@
 // Command benchmover measures the mover against DevWorkspace Operator's backup
-// method on the workspace-like tree of docs/benchmarks.md, in one run on one machine:
+// and restore methods on the workspace-like tree of docs/benchmarks.md, in one
+// run on one machine:
 //
 //	go run ./hack/bench/cmd/benchmover -mover bin/mover -oras bin/oras [-scale 0.1]
 //
 // It generates the tree under a temporary directory, starts docker-registry on
 // a free loopback port behind a byte-counting proxy, runs each method, prints
-// a table and checks the bars of docs/benchmarks.md (exit status 1 when one is missed).
+// a table of backups and one of restores (restore.go) and checks the bars of
+// docs/benchmarks.md (exit status 1 when one is missed).
 package main
 
 import (
