@@ -101,39 +101,51 @@ func writeDir(dir string, n int) error {
 }
 
 // The mover's memory does not grow with the size of a file or the number of
-// files: its VmHWM stays under 100 MiB for both.
+// files: its VmHWM stays under 100 MiB for both, backing up and restoring.
 func TestPeakMemoryBounded(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds the mover and backs up 2 GiB and 200,000 files: not with -short")
+		t.Skip("builds the mover, backs up and restores 2 GiB and 200,000 files: not with -short")
 	}
 	bin := buildMover(t)
 	reg := registrytest.NewInProcess(t, nil)
 	tests := []struct {
-		name  string
-		tree  func(*testing.T) string
-		files int64
+		name   string
+		tree   func(*testing.T) string
+		target func(*testing.T) string // where the restore writes (the 2 GiB do not fit the tmpfs)
+		files  int64
 	}{
-		{"2 GiB sparse file", sparseTree, 1},
-		{"200k small files", manyFilesTree, 200_000},
+		{"2 GiB sparse file", sparseTree, tempDir, 1},
+		{"200k small files", manyFilesTree, fastTempDir, 200_000},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			src := tt.tree(t)
-			m, err := movertest.Run(context.Background(), bin, []string{"backup", "--source", src,
-				"--repository", fmt.Sprintf("%s/mem/ns/ws%d", reg.Host, i), "--tag", "20261126T020000Z",
-				"--workspace", "ws", "--namespace", "ns", "--insecure"}, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			res, err := mover.DecodeResult(m.Result)
-			if err != nil || m.ExitCode != 0 || res.Phase != mover.PhaseSucceeded || res.Files != tt.files {
-				t.Fatalf("exit %d, result %+v (%v), want Succeeded with %d files", m.ExitCode, res, err, tt.files)
-			}
-			t.Logf("peak RSS %.1f MiB, %d files, %d bytes, %.1f CPU s",
-				float64(m.PeakRSSKiB)/1024, res.Files, res.Bytes, m.CPUSeconds)
-			if m.PeakRSSKiB <= 0 || m.PeakRSSKiB >= maxPeakKiB {
-				t.Fatalf("peak RSS %d KiB, want under %d KiB", m.PeakRSSKiB, maxPeakKiB)
-			}
+			repo := fmt.Sprintf("%s/mem/ns/ws%d", reg.Host, i)
+			backup := runMeasured(t, bin, tt.files, "backup", "--source", src, "--repository", repo,
+				"--tag", "20261126T020000Z", "--workspace", "ws", "--namespace", "ns", "--insecure")
+			runMeasured(t, bin, tt.files, "restore", "--target", filepath.Join(tt.target(t), "projects"),
+				"--reference", backup.Reference, "--insecure")
 		})
 	}
+}
+
+func tempDir(t *testing.T) string { return t.TempDir() }
+
+// runMeasured runs the mover, which must succeed with files files and a peak RSS under the bar.
+func runMeasured(t *testing.T, bin string, files int64, args ...string) mover.Result {
+	t.Helper()
+	m, err := movertest.Run(context.Background(), bin, args, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := mover.DecodeResult(m.Result)
+	if err != nil || m.ExitCode != 0 || res.Phase != mover.PhaseSucceeded || res.Files != files {
+		t.Fatalf("%s: exit %d, result %+v (%v), want Succeeded with %d files", args[0], m.ExitCode, res, err, files)
+	}
+	t.Logf("%s: peak RSS %.1f MiB, %d files, %d bytes, %.1f CPU s",
+		args[0], float64(m.PeakRSSKiB)/1024, res.Files, res.Bytes, m.CPUSeconds)
+	if m.PeakRSSKiB <= 0 || m.PeakRSSKiB >= maxPeakKiB {
+		t.Fatalf("%s: peak RSS %d KiB, want under %d KiB", args[0], m.PeakRSSKiB, maxPeakKiB)
+	}
+	return res
 }

@@ -8,7 +8,7 @@ BENCH_SCALE ?= 1
 BENCH_WORK ?= /var/tmp
 
 .PHONY: bench-mover
-bench-mover: oras bench-tools ## Benchmark the mover against DWO's method on a generated 1 GiB tree (BENCH_SCALE=0.1: 100 MiB).
+bench-mover: oras bench-tools ## Benchmark the mover's backup and restore against DWO's methods on a generated 1 GiB tree (BENCH_SCALE=0.1: 100 MiB).
 	go build -o "$(LOCALBIN)/mover" ./cmd/mover
 	go run ./hack/bench/cmd/benchmover -scale $(BENCH_SCALE) -work "$(BENCH_WORK)" \
 		-mover "$(LOCALBIN)/mover" -oras "$(ORAS)" -registry docker-registry

@@ -5,52 +5,53 @@ import (
 	"context"
 	"errors"
 	"io"
-	"io/fs"
 	"os"
 	"path"
-	"strings"
 	"syscall"
-	"time"
 
 	"golang.org/x/sys/unix"
 )
 
-// dirMeta is applied to a directory once all its entries are written: creating
-// children changes its mtime, and a read-only mode would forbid them.
-type dirMeta struct {
-	name     string
-	mode     fs.FileMode
-	mtime    time.Time
-	uid, gid int
-}
-
-// extractor writes tar entries below a target through an os.Root, so that even
-// a bug in the guard cannot write outside the target.
+// extractor writes tar entries below the target directory, every one relative
+// to its open parent directory (dirstack.go): a file takes openat, its writes,
+// fchmod, futimens and close, where os.Root resolved the whole path for each
+// step. File data is written by a fileWriter (filewriter.go).
 type extractor struct {
-	root    *os.Root
-	dirfd   int // the same target directory, for what os.Root cannot do
-	guard   *entryGuard
-	asRoot  bool // restore ownership only when running as root
-	dirs    []dirMeta
-	lastDir string
-	count   *counters
-	buf     []byte
+	dirs   *dirStack
+	w      *fileWriter
+	guard  *entryGuard
+	asRoot bool // restore ownership only when running as root
+	count  *counters
 }
 
-func newExtractor(root *os.Root, dirfd int, count *counters) *extractor {
-	return &extractor{root: root, dirfd: dirfd, guard: newEntryGuard(), asRoot: os.Geteuid() == 0,
-		count: count, buf: make([]byte, copyBufSize)}
+func newExtractor(target int, count *counters) *extractor {
+	x := &extractor{guard: newEntryGuard(), asRoot: os.Geteuid() == 0, count: count, w: newFileWriter(count)}
+	x.dirs = newDirStack(target, x.leaveDir)
+	return x
 }
 
-// extract reads every entry of tr into the target.
+// extract reads every entry of tr into the target. A failure of the file
+// writer wins: it happened to an earlier entry than the extractor's own.
 func (x *extractor) extract(ctx context.Context, tr *tar.Reader) error {
+	err := x.entries(ctx, tr)
+	x.dirs.close()
+	if f := x.w.wait(); f != nil {
+		return x.writeErr(f.name, f.err)
+	}
+	return err
+}
+
+func (x *extractor) entries(ctx context.Context, tr *tar.Reader) error {
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		if x.w.failed() != nil {
+			return nil // reported by extract
+		}
 		hdr, err := tr.Next()
 		if errors.Is(err, io.EOF) {
-			return x.closeDirs("")
+			return x.dirs.leaveTo("")
 		}
 		if err != nil {
 			return failf(ReasonInvalidArchive, "read archive: %w", err)
@@ -69,9 +70,6 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 	if name == "." { // the target itself keeps its own mode and owner
 		return nil
 	}
-	if err := x.closeDirs(name); err != nil {
-		return err
-	}
 	switch hdr.Typeflag {
 	case tar.TypeDir:
 		return x.dir(name, hdr)
@@ -87,162 +85,238 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 	}
 }
 
+// parent returns the open parent directory of name, created if missing (some
+// archives have no directory entries), and name's last element.
+func (x *extractor) parent(name string) (int, string, error) {
+	dir, base := path.Split(name)
+	fd, err := x.dirs.at(path.Clean(dir), true)
+	if err != nil {
+		return -1, "", x.writeErr(path.Clean(dir), err)
+	}
+	if err := component(base); err != nil {
+		return -1, "", failf(ReasonUnsafeEntry, "entry %q: %w", shorten(name), err)
+	}
+	return fd, base, nil
+}
+
+// dir creates the directory, writable for its entries until it is left; its
+// own mode, owner and mtime are applied then (leaveDir). It stays open: its
+// entries most likely follow.
 func (x *extractor) dir(name string, hdr *tar.Header) error {
-	if err := x.parent(name); err != nil {
+	parent, base, err := x.parent(name)
+	if err != nil {
 		return err
 	}
-	err := x.root.Mkdir(name, 0o700)
-	if errors.Is(err, fs.ErrExist) {
-		info, lerr := x.root.Lstat(name)
-		if lerr != nil || !info.IsDir() {
-			if err = x.replace(name); err == nil {
-				err = x.root.Mkdir(name, 0o700)
+	err = unix.Mkdirat(parent, base, 0o700)
+	if errors.Is(err, unix.EEXIST) {
+		fd, oerr := openAt(parent, base, unix.O_DIRECTORY)
+		switch {
+		case oerr == nil: // declared twice, or made as a parent before its entry
+			if err = unix.Fchmod(fd, 0o700); err != nil {
+				_ = unix.Close(fd)
+				return x.writeErr(name, err)
 			}
-		} else {
-			err = x.root.Chmod(name, 0o700)
+			x.dirs.push(base, fd, x.meta(hdr))
+			return nil
+		case errors.Is(oerr, unix.ENOTDIR) || errors.Is(oerr, unix.ELOOP):
+			// A file or symlink of the archive (O_NOFOLLOW): replaced.
+			if err = x.remove(parent, base); err == nil {
+				err = unix.Mkdirat(parent, base, 0o700)
+			}
+		default:
+			err = oerr
 		}
 	}
 	if err != nil {
 		return x.writeErr(name, err)
 	}
-	x.dirs = append(x.dirs, dirMeta{name: name, mode: hdr.FileInfo().Mode(), mtime: hdr.ModTime, uid: hdr.Uid, gid: hdr.Gid})
-	x.lastDir = name
-	return nil
-}
-
-func (x *extractor) file(name string, hdr *tar.Header, r io.Reader) error {
-	if err := x.prepare(name); err != nil {
-		return err
-	}
-	f, err := x.root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	fd, err := openAt(parent, base, unix.O_DIRECTORY)
 	if err != nil {
 		return x.writeErr(name, err)
 	}
-	n, err := io.CopyBuffer(f, &countingReader{r: r, n: &x.count.bytes}, x.buf)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		if isReadError(err) {
-			return failf(ReasonInvalidArchive, "read %s from the archive: %w", name, err)
-		}
-		return x.writeErr(name, err)
-	}
-	if n != hdr.Size {
-		return failf(ReasonInvalidArchive, "%s: archive holds %d of %d bytes", name, n, hdr.Size)
-	}
-	x.count.files.Add(1)
-	return x.finish(name, hdr, true)
-}
-
-func (x *extractor) symlink(name string, hdr *tar.Header) error {
-	if err := x.prepare(name); err != nil {
-		return err
-	}
-	if err := x.root.Symlink(hdr.Linkname, name); err != nil {
-		return x.writeErr(name, err)
-	}
-	x.count.files.Add(1)
-	if x.asRoot {
-		if err := x.root.Lchown(name, hdr.Uid, hdr.Gid); err != nil {
-			return x.writeErr(name, err)
-		}
-	}
-	// os.Root has no lutimes; the guard has checked that no parent is a symlink,
-	// and the path is resolved from the target's descriptor, not its path.
-	ts := []unix.Timespec{unix.NsecToTimespec(hdr.ModTime.UnixNano()), unix.NsecToTimespec(hdr.ModTime.UnixNano())}
-	if err := unix.UtimesNanoAt(x.dirfd, name, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		return x.writeErr(name, err)
-	}
+	x.dirs.push(base, fd, x.meta(hdr))
 	return nil
 }
 
-func (x *extractor) hardlink(name string, hdr *tar.Header) error {
-	if err := x.prepare(name); err != nil {
-		return err
-	}
-	if err := x.root.Link(path.Clean(hdr.Linkname), name); err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return failf(ReasonUnsafeEntry, "hard link %q -> %q: the target is not in the archive", name, shorten(hdr.Linkname))
-		}
-		return x.writeErr(name, err)
-	}
-	x.count.files.Add(1)
-	return nil
+func (x *extractor) meta(hdr *tar.Header) *dirMeta {
+	return &dirMeta{mode: fileMode(hdr), mtime: hdr.ModTime, uid: hdr.Uid, gid: hdr.Gid}
 }
 
-// prepare makes the parent directory and removes what was at name before.
-func (x *extractor) prepare(name string) error {
-	if err := x.parent(name); err != nil {
-		return err
-	}
-	if _, err := x.root.Lstat(name); err == nil {
-		return x.replace(name)
-	}
-	return nil
-}
-
-// parent creates missing parent directories: some archives have no directory entries.
-func (x *extractor) parent(name string) error {
-	dir := path.Dir(name)
-	if dir == "." || dir == x.lastDir {
+// leaveDir applies a directory's owner, mode and mtime once its entries are written.
+func (x *extractor) leaveDir(d openDir) error {
+	if d.meta == nil {
 		return nil
 	}
-	if err := x.root.MkdirAll(dir, 0o755); err != nil {
-		return x.writeErr(dir, err)
-	}
-	x.lastDir = dir
-	return nil
-}
-
-func (x *extractor) replace(name string) error {
-	if err := x.root.Remove(name); err != nil {
-		return x.writeErr(name, err)
-	}
-	return nil
-}
-
-// finish sets owner, mode and mtime of a file or directory.
-func (x *extractor) finish(name string, hdr *tar.Header, isFile bool) error {
 	if x.asRoot {
-		if err := x.root.Lchown(name, hdr.Uid, hdr.Gid); err != nil {
+		if err := unix.Fchown(d.fd, d.meta.uid, d.meta.gid); err != nil {
+			return x.writeErr(d.path, err)
+		}
+	}
+	if err := unix.Fchmod(d.fd, d.meta.mode); err != nil {
+		return x.writeErr(d.path, err)
+	}
+	if err := futimens(d.fd, d.meta.mtime); err != nil {
+		return x.writeErr(d.path, err)
+	}
+	return nil
+}
+
+// file creates the file (O_EXCL|O_NOFOLLOW: what was there before is removed
+// first, never written through) and queues its data, owner, mode and mtime
+// for the file writer, which closes it.
+func (x *extractor) file(name string, hdr *tar.Header, r io.Reader) error {
+	parent, base, err := x.parent(name)
+	if err != nil {
+		return err
+	}
+	fd, err := x.create(parent, base, func() (int, error) {
+		return openCreate(parent, base)
+	})
+	if err != nil {
+		return x.writeErr(name, err)
+	}
+	fin := &fileFinish{chown: x.asRoot, uid: hdr.Uid, gid: hdr.Gid, mode: fileMode(hdr), mtime: hdr.ModTime}
+	for remaining := hdr.Size; ; {
+		data, release := x.w.ring.alloc(int(min(remaining, writeChunk)))
+		n, rerr := fill(r, data)
+		remaining -= int64(n)
+		op := writeOp{fd: fd, name: name, data: data[:n], release: release, last: remaining == 0 || n < len(data)}
+		if n == len(data) {
+			rerr = nil // the entry's end is hdr.Size; the reader need not have said EOF yet
+		} else if rerr == nil || errors.Is(rerr, io.EOF) {
+			rerr = failf(ReasonInvalidArchive, "%s: archive holds %d of %d bytes", name, hdr.Size-remaining, hdr.Size)
+		} else {
+			rerr = failf(ReasonInvalidArchive, "read %s from the archive: %w", name, rerr)
+		}
+		if op.last && rerr == nil {
+			op.finish = fin
+		}
+		x.w.send(op)
+		if op.last {
+			return rerr
+		}
+	}
+}
+
+func openCreate(dirfd int, name string) (int, error) {
+	var fd int
+	err := ignoringEINTR(func() error {
+		var err error
+		fd, err = unix.Openat(dirfd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+		return err
+	})
+	return fd, err
+}
+
+// fill reads into buf until it is full or r ends (io.EOF) or fails.
+func fill(r io.Reader, buf []byte) (int, error) {
+	n := 0
+	for n < len(buf) {
+		m, err := r.Read(buf[n:])
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+func writeAll(fd int, p []byte) error {
+	for len(p) > 0 {
+		n, err := unix.Write(fd, p)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		p = p[n:]
+	}
+	return nil
+}
+
+// fileMode is the permission bits and setuid, setgid and sticky of an entry.
+func fileMode(hdr *tar.Header) uint32 { return uint32(hdr.Mode & 0o7777) }
+
+func (x *extractor) symlink(name string, hdr *tar.Header) error {
+	parent, base, err := x.parent(name)
+	if err != nil {
+		return err
+	}
+	if _, err := x.create(parent, base, func() (int, error) {
+		return -1, unix.Symlinkat(hdr.Linkname, parent, base)
+	}); err != nil {
+		return x.writeErr(name, err)
+	}
+	x.count.files.Add(1)
+	if x.asRoot {
+		if err := unix.Fchownat(parent, base, hdr.Uid, hdr.Gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			return x.writeErr(name, err)
 		}
 	}
-	if isFile {
-		if err := x.root.Chmod(name, hdr.FileInfo().Mode()&(fs.ModePerm|fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky)); err != nil {
-			return x.writeErr(name, err)
-		}
-	}
-	if err := x.root.Chtimes(name, hdr.ModTime, hdr.ModTime); err != nil {
+	if err := utimesAt(parent, base, hdr.ModTime); err != nil {
 		return x.writeErr(name, err)
 	}
 	return nil
 }
 
-// closeDirs applies the metadata of every open directory that is not an
-// ancestor of next ("" closes all).
-func (x *extractor) closeDirs(next string) error {
-	for len(x.dirs) > 0 {
-		top := x.dirs[len(x.dirs)-1]
-		if next != "" && strings.HasPrefix(next, top.name+"/") {
-			return nil
-		}
-		x.dirs = x.dirs[:len(x.dirs)-1]
-		if x.asRoot {
-			if err := x.root.Lchown(top.name, top.uid, top.gid); err != nil {
-				return x.writeErr(top.name, err)
-			}
-		}
-		mode := top.mode & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)
-		if err := x.root.Chmod(top.name, mode); err != nil {
-			return x.writeErr(top.name, err)
-		}
-		if err := x.root.Chtimes(top.name, top.mtime, top.mtime); err != nil {
-			return x.writeErr(top.name, err)
+// hardlink links name to an entry already extracted; the guard has checked
+// that its path is inside the archive and through no symlink, and it is looked
+// up from the target one O_NOFOLLOW component at a time.
+func (x *extractor) hardlink(name string, hdr *tar.Header) error {
+	parent, base, err := x.parent(name)
+	if err != nil {
+		return err
+	}
+	notInArchive := func() error {
+		return failf(ReasonUnsafeEntry, "hard link %q -> %q: the target is not in the archive", name, shorten(hdr.Linkname))
+	}
+	oldDir, oldBase := path.Split(path.Clean(hdr.Linkname))
+	if component(oldBase) != nil {
+		return notInArchive()
+	}
+	oldfd, owned, err := x.dirs.lookup(path.Clean(oldDir))
+	if errors.Is(err, unix.ENOENT) {
+		return notInArchive()
+	}
+	if err != nil {
+		return x.writeErr(name, err)
+	}
+	if owned {
+		defer func() { _ = unix.Close(oldfd) }()
+	}
+	_, err = x.create(parent, base, func() (int, error) {
+		return -1, unix.Linkat(oldfd, oldBase, parent, base, 0)
+	})
+	if errors.Is(err, unix.ENOENT) {
+		return notInArchive()
+	}
+	if err != nil {
+		return x.writeErr(name, err)
+	}
+	x.count.files.Add(1)
+	return nil
+}
+
+// create runs mk, which makes name below parent, and when name exists already
+// (the archive lists a path twice) removes it and runs mk once more.
+func (x *extractor) create(parent int, name string, mk func() (int, error)) (int, error) {
+	fd, err := mk()
+	if errors.Is(err, unix.EEXIST) {
+		if err = x.remove(parent, name); err == nil {
+			fd, err = mk()
 		}
 	}
-	return nil
+	return fd, err
+}
+
+// remove deletes name below parent: a file, a symlink or an empty directory.
+func (x *extractor) remove(parent int, name string) error {
+	err := unix.Unlinkat(parent, name, 0)
+	if errors.Is(err, unix.EISDIR) {
+		err = unix.Unlinkat(parent, name, unix.AT_REMOVEDIR)
+	}
+	return err
 }
 
 func (x *extractor) writeErr(name string, err error) error {

@@ -131,38 +131,37 @@ func openSource(src string) (fd int, exists bool, err error) {
 }
 
 // restoreTarget is --target opened without following a symlink: the directory
-// itself, or, while it does not exist, its parent and the name to create there.
-// Opening it writes nothing; prepare creates or empties it.
+// itself, or, while it does not exist, its deepest existing ancestor and the
+// names to create below it. Opening it writes nothing; prepare creates or empties it.
 type restoreTarget struct {
-	path   string
-	fd     int // the target directory, -1 until it exists
-	parent int // the parent directory while the target is missing, else -1
-	name   string
+	path    string
+	fd      int      // the target directory, -1 until it exists
+	parent  int      // the deepest existing ancestor while the target is missing, else -1
+	missing []string // the components to create below parent, the target's name last
 }
 
-// openTarget opens --target, or its parent when only the last component is
-// missing; a symlink anywhere along either is UnsafeTarget.
+// openTarget opens --target, or, when it does not exist, its deepest existing
+// ancestor (DWO's common storage: <claim>/<workspace id>/projects, where the
+// workspace id directory may not exist yet); a symlink anywhere along either is UnsafeTarget.
 func openTarget(target string) (*restoreTarget, error) {
 	if !filepath.IsAbs(target) {
 		return nil, failf(ReasonInvalidArguments, "--target %s must be an absolute path", target)
 	}
-	clean := filepath.Clean(target)
-	t := &restoreTarget{path: target, fd: -1, parent: -1, name: filepath.Base(clean)}
-	fd, err := openDirNoSymlinks(clean)
-	if err == nil {
-		t.fd = fd
-		return t, nil
-	}
-	if errors.Is(err, unix.ENOENT) {
-		t.parent, err = openDirNoSymlinks(filepath.Dir(clean))
-		if err == nil {
+	t := &restoreTarget{path: target, fd: -1, parent: -1}
+	for dir := filepath.Clean(target); ; dir = filepath.Dir(dir) {
+		fd, err := openDirNoSymlinks(dir)
+		switch {
+		case err == nil && t.missing == nil:
+			t.fd = fd
 			return t, nil
+		case err == nil:
+			t.parent = fd
+			return t, nil
+		case !errors.Is(err, unix.ENOENT) || dir == "/":
+			return nil, t.openErr(err)
 		}
-		if errors.Is(err, unix.ENOENT) {
-			return nil, failf(ReasonWriteFailed, "--target %s: its parent directory does not exist (only the last component is created)", target)
-		}
+		t.missing = append([]string{filepath.Base(dir)}, t.missing...)
 	}
-	return nil, t.openErr(err)
 }
 
 func (t *restoreTarget) openErr(err error) error {
@@ -175,46 +174,68 @@ func (t *restoreTarget) openErr(err error) error {
 	return failf(ReasonWriteFailed, "open --target: %w", err)
 }
 
-// prepare creates the missing target (mkdirat in the opened parent), or makes
-// sure it is empty, or empties it when overwrite is set, and returns an
-// os.Root on the opened directory. The target directory itself is kept (it may
-// be a mount), and its entries are removed through the descriptor, so a path
-// swapped after openTarget is never followed.
-func (t *restoreTarget) prepare(overwrite bool) (*os.Root, error) {
+// prepare creates the missing target and its missing parents (mkdirat in the
+// directory opened before, each opened in turn without following a symlink),
+// or makes sure it is empty, or empties it when overwrite is set. The target
+// directory itself is kept (it may be a mount), and its entries are removed
+// through its descriptor, so a path swapped after openTarget is never followed.
+func (t *restoreTarget) prepare(overwrite bool) error {
 	if t.fd < 0 {
-		if err := unix.Mkdirat(t.parent, t.name, 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
-			return nil, failf(ReasonWriteFailed, "create --target %s: %w", t.path, err)
+		if err := t.create(); err != nil {
+			return err
 		}
-		// EEXIST: created meanwhile by someone else; opened and checked like any target.
-		fd, err := dirStepAt(t.parent, t.name)
-		if err == nil {
-			fd, err = reopenDir(fd)
-		}
-		if err != nil {
-			return nil, t.openErr(err)
-		}
-		t.fd = fd
-	}
-	root, err := rootAt(t.fd)
-	if err != nil {
-		return nil, failf(ReasonWriteFailed, "open --target %s: %w", t.path, err)
 	}
 	names, err := dirNamesAt(t.fd)
 	if err != nil {
-		_ = root.Close()
-		return nil, failf(ReasonWriteFailed, "read --target %s: %w", t.path, err)
+		return failf(ReasonWriteFailed, "read --target %s: %w", t.path, err)
 	}
 	if len(names) > 0 && !overwrite {
-		_ = root.Close()
-		return nil, failf(ReasonTargetNotEmpty, "target %s holds %d entries; restore with overwrite to replace them", t.path, len(names))
+		return failf(ReasonTargetNotEmpty, "target %s holds %d entries; restore with overwrite to replace them", t.path, len(names))
 	}
+	if len(names) == 0 {
+		return nil
+	}
+	root, err := rootAt(t.fd)
+	if err != nil {
+		return failf(ReasonWriteFailed, "open --target %s: %w", t.path, err)
+	}
+	defer func() { _ = root.Close() }()
 	for _, n := range names {
 		if err := root.RemoveAll(n); err != nil {
-			_ = root.Close()
-			return nil, failf(ReasonWriteFailed, "empty target: %w", err)
+			return failf(ReasonWriteFailed, "empty target: %w", err)
 		}
 	}
-	return root, nil
+	return nil
+}
+
+// create makes t.missing one below the other from t.parent and opens the last.
+func (t *restoreTarget) create() error {
+	fd := t.parent
+	for _, name := range t.missing {
+		if err := unix.Mkdirat(fd, name, 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
+			t.closeIntermediate(fd)
+			return failf(ReasonWriteFailed, "create --target %s: %w", t.path, err)
+		}
+		// EEXIST: created meanwhile by someone else; opened and checked like any directory.
+		next, err := dirStepAt(fd, name)
+		if err == nil {
+			next, err = reopenDir(next)
+		}
+		t.closeIntermediate(fd)
+		if err != nil {
+			return t.openErr(err)
+		}
+		fd = next
+	}
+	t.fd = fd
+	return nil
+}
+
+// closeIntermediate closes a descriptor create opened on the way down (not t.parent).
+func (t *restoreTarget) closeIntermediate(fd int) {
+	if fd != t.parent {
+		_ = unix.Close(fd)
+	}
 }
 
 func (t *restoreTarget) close() {

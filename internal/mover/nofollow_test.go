@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -199,8 +200,8 @@ func TestBackupRefusesSymlinkedSource(t *testing.T) {
 }
 
 // The same for --target, with --overwrite (the restore that removes things):
-// nothing is written or removed anywhere, and a missing target is created only
-// as the last component below a parent that is itself no symlink.
+// nothing is written or removed anywhere, and a missing target (and its
+// missing parents) is created only below a directory that is itself no symlink.
 func TestRestoreRefusesSymlinkedTarget(t *testing.T) {
 	reg, src := registryAndTree(t)
 	res := mustSucceed(t, Backup(context.Background(), backupOpts(reg.Host, src, "20261126T020000Z")))
@@ -219,7 +220,7 @@ func TestRestoreRefusesSymlinkedTarget(t *testing.T) {
 		{"projects is a dangling symlink into the credentials", func(s, c string) error {
 			return os.Symlink(filepath.Join(c, "new"), filepath.Join(s, "id", "projects"))
 		}, "id/projects", ReasonUnsafeTarget},
-		{"the parent of projects is missing", func(string, string) error { return nil }, "none/projects", ReasonWriteFailed},
+		{"the parent of projects is missing: created", func(string, string) error { return nil }, "none/projects", ""},
 		{"projects is missing below a real id: created", func(string, string) error { return nil }, "id/projects", ""},
 	}
 	withOpenat2(t, func(t *testing.T) {
@@ -258,6 +259,70 @@ func TestRestoreRefusesSymlinkedTarget(t *testing.T) {
 		wantReason(t, Restore(context.Background(), restoreOpts(res.Reference, "workspace-storage/projects")), ReasonInvalidArguments)
 		if names, _ := readDirNames(cwd); len(names) != 0 {
 			t.Fatalf("a refused restore wrote %v", names)
+		}
+	})
+}
+
+// A restore into DWO's common storage, <claim>/<workspace id>/projects, where
+// the workspace id directory may not exist yet: every missing component is
+// created below the deepest existing directory, each opened without following
+// a symlink; a symlink or a file along the existing part creates nothing.
+func TestRestoreCreatesMissingParents(t *testing.T) {
+	reg, src := registryAndTree(t)
+	res := mustSucceed(t, Backup(context.Background(), backupOpts(reg.Host, src, "20261126T020000Z")))
+	tests := []struct {
+		name    string
+		setup   func(storage, creds string) error
+		target  string   // below storage
+		created []string // directories below storage the restore makes, the target last
+		reason  string   // "" for success
+	}{
+		{"the workspace id is missing", nil, "new-id/projects", []string{"new-id", "new-id/projects"}, ""},
+		{"three levels are missing", nil, "a/b/c/projects", []string{"a", "a/b", "a/b/c", "a/b/c/projects"}, ""},
+		{"only the target is missing", nil, "real-id/new", []string{"real-id/new"}, ""},
+		{"the target exists and is empty", nil, "real-id/projects", nil, ""},
+		{"missing below a symlink to the credentials", func(s, c string) error {
+			return os.Symlink(c, filepath.Join(s, "link-id"))
+		}, "link-id/new/projects", nil, ReasonUnsafeTarget},
+		{"missing below a dangling symlink", func(s, c string) error {
+			return os.Symlink(filepath.Join(c, "none"), filepath.Join(s, "dangling"))
+		}, "dangling/new/projects", nil, ReasonUnsafeTarget},
+		{"missing below a file", func(s, _ string) error {
+			return os.WriteFile(filepath.Join(s, "file"), nil, 0o644)
+		}, "file/new/projects", nil, ReasonInvalidArguments},
+	}
+	withOpenat2(t, func(t *testing.T) {
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				storage, creds := credentialsLayout(t)
+				if tt.setup != nil {
+					if err := tt.setup(storage, creds); err != nil {
+						t.Fatal(err)
+					}
+				}
+				before, err := readDirNames(storage)
+				if err != nil {
+					t.Fatal(err)
+				}
+				o := restoreOpts(res.Reference, filepath.Join(storage, tt.target))
+				got := Restore(context.Background(), o)
+				assertUntouched(t, creds)
+				if tt.reason != "" {
+					wantReason(t, got, tt.reason)
+					if after, _ := readDirNames(storage); !slices.Equal(before, after) {
+						t.Fatalf("a refused restore changed the volume: %v, was %v", after, before)
+					}
+					return
+				}
+				mustSucceed(t, got)
+				compareTrees(t, snapshot(t, src), snapshot(t, o.Target))
+				for _, d := range tt.created {
+					info, err := os.Lstat(filepath.Join(storage, d))
+					if err != nil || !info.IsDir() {
+						t.Fatalf("%s: %v, want a directory", d, err)
+					}
+				}
+			})
 		}
 	})
 }
@@ -311,15 +376,29 @@ func TestSwappedAfterOpen(t *testing.T) {
 		}
 		defer tgt.close()
 		moved := swap(t, target, creds)
-		root, err := tgt.prepare(true)
-		if err != nil {
+		if err := tgt.prepare(true); err != nil {
 			t.Fatal(err)
 		}
-		_ = root.Close()
 		assertUntouched(t, creds)
 		if names, err := readDirNames(moved); err != nil || len(names) != 0 {
 			t.Fatalf("the opened directory holds %v (%v), want it emptied", names, err)
 		}
+	})
+	t.Run("restore into a missing target whose missing parent becomes a symlink", func(t *testing.T) {
+		storage, creds := credentialsLayout(t)
+		target := filepath.Join(storage, "new-id", "projects")
+		tgt, err := openTarget(target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tgt.close()
+		if err := os.Symlink(creds, filepath.Join(storage, "new-id")); err != nil {
+			t.Fatal(err)
+		}
+		if err := tgt.prepare(true); reasonOf(err) != ReasonUnsafeTarget {
+			t.Fatalf("prepare: %v, want %s", err, ReasonUnsafeTarget)
+		}
+		assertUntouched(t, creds)
 	})
 	t.Run("restore into a missing target that becomes a symlink", func(t *testing.T) {
 		storage, creds := credentialsLayout(t)
@@ -332,7 +411,7 @@ func TestSwappedAfterOpen(t *testing.T) {
 		if err := os.Symlink(creds, target); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := tgt.prepare(true); reasonOf(err) != ReasonUnsafeTarget {
+		if err := tgt.prepare(true); reasonOf(err) != ReasonUnsafeTarget {
 			t.Fatalf("prepare: %v, want %s", err, ReasonUnsafeTarget)
 		}
 		assertUntouched(t, creds)

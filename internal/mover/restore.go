@@ -5,12 +5,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"hash"
 	"io"
-	"os"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -75,15 +71,13 @@ func restore(ctx context.Context, o RestoreOptions) (Result, error) {
 		return Result{}, err
 	}
 	defer func() { _ = blob.Close() }()
-	root, err := target.prepare(o.Overwrite)
-	if err != nil {
+	if err := target.prepare(o.Overwrite); err != nil {
 		return Result{}, err
 	}
-	defer func() { _ = root.Close() }()
 	count := &counters{}
 	stop := startProgress(o.Progress, o.ProgressInterval, "restore", count)
 	defer stop()
-	if err := restoreLayer(ctx, blob, layer, root, target.fd, count); err != nil {
+	if err := restoreLayer(ctx, blob, layer, target.fd, count); err != nil {
 		return Result{}, err
 	}
 	files, n := count.files.Load(), count.bytes.Load()
@@ -111,9 +105,10 @@ func manifestLayer(m registry.Manifest) (registry.Descriptor, error) {
 // restoreLayer streams the opened blob into the target and verifies its digest
 // at the end: there is no temp file, so a mismatch is found after the files are
 // written, and reported as DigestMismatch (docs/mover-contract.md).
-func restoreLayer(ctx context.Context, blob io.Reader, layer registry.Descriptor, root *os.Root, dirfd int, count *counters) error {
-	vr := &verifyingReader{r: io.LimitReader(blob, layer.Size+1), h: sha256.New()}
-	extractErr := extractStream(ctx, vr, root, dirfd, count)
+func restoreLayer(ctx context.Context, blob io.Reader, layer registry.Descriptor, dirfd int, count *counters) error {
+	vr := newBlobReader(io.LimitReader(blob, layer.Size+1))
+	defer vr.close()
+	extractErr := extractStream(ctx, vr, dirfd, count)
 	if ctx.Err() != nil {
 		return extractErr
 	}
@@ -133,7 +128,7 @@ func restoreLayer(ctx context.Context, blob io.Reader, layer registry.Descriptor
 
 // extractStream detects gzip from its magic bytes: DWO's artifacts are gzip
 // even though oras labels them application/vnd.oci.image.layer.v1.tar.
-func extractStream(ctx context.Context, r io.Reader, root *os.Root, dirfd int, count *counters) error {
+func extractStream(ctx context.Context, r io.Reader, dirfd int, count *counters) error {
 	br := bufio.NewReaderSize(r, 64<<10)
 	magic, _ := br.Peek(2)
 	var src io.Reader = br
@@ -145,21 +140,5 @@ func extractStream(ctx context.Context, r io.Reader, root *os.Root, dirfd int, c
 		defer func() { _ = gz.Close() }()
 		src = gz
 	}
-	return newExtractor(root, dirfd, count).extract(ctx, tar.NewReader(src))
+	return newExtractor(dirfd, count).extract(ctx, tar.NewReader(src))
 }
-
-// verifyingReader hashes and counts the blob as it streams.
-type verifyingReader struct {
-	r io.Reader
-	h hash.Hash
-	n int64
-}
-
-func (v *verifyingReader) Read(p []byte) (int, error) {
-	n, err := v.r.Read(p)
-	v.h.Write(p[:n])
-	v.n += int64(n)
-	return n, err
-}
-
-func (v *verifyingReader) sum() string { return "sha256:" + hex.EncodeToString(v.h.Sum(nil)) }

@@ -31,6 +31,7 @@ type Measured struct {
 	ExitCode   int     // the mover's exit status
 	PeakRSSKiB int64   // the mover's VmHWM
 	CPUSeconds float64 // user + system time
+	SysSeconds float64 // system time alone
 }
 
 // Run runs bin with args followed by --result-file <temp file>; the mover's
@@ -56,6 +57,7 @@ func Run(ctx context.Context, bin string, args []string, stderr io.Writer) (Meas
 	m := Measured{ExitCode: cmd.ProcessState.ExitCode()}
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		m.CPUSeconds = float64(ru.Utime.Sec+ru.Stime.Sec) + float64(ru.Utime.Usec+ru.Stime.Usec)/1e6
+		m.SysSeconds = float64(ru.Stime.Sec) + float64(ru.Stime.Usec)/1e6
 	}
 	if m.Result, err = os.ReadFile(resultFile); err != nil {
 		return m, fmt.Errorf("mover exit %d wrote no result: %w\n%s", m.ExitCode, err, log.Bytes())

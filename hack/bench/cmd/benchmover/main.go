@@ -1,11 +1,13 @@
 // Command benchmover measures the mover against DevWorkspace Operator's backup
-// method on the workspace-like tree of docs/benchmarks.md, in one run on one machine:
+// and restore methods on the workspace-like tree of docs/benchmarks.md, in one
+// run on one machine:
 //
 //	go run ./hack/bench/cmd/benchmover -mover bin/mover -oras bin/oras [-scale 0.1]
 //
 // It generates the tree under a temporary directory, starts docker-registry on
 // a free loopback port behind a byte-counting proxy, runs each method, prints
-// a table and checks the bars of docs/benchmarks.md (exit status 1 when one is missed).
+// a table of backups and one of restores (restore.go) and checks the bars of
+// docs/benchmarks.md (exit status 1 when one is missed).
 package main
 
 import (
@@ -69,7 +71,7 @@ func run(ctx context.Context, c config) error {
 		return err
 	}
 	defer reg.stop()
-	b := &bench{cfg: c, work: work, tree: tree, reg: reg, treeBytes: st.Bytes}
+	b := &bench{cfg: c, work: work, tree: tree, reg: reg, treeBytes: st.Bytes, treeFiles: st.Files, perf: perfUsable()}
 	rows, err := b.runAll(ctx)
 	if err != nil {
 		return err
@@ -107,8 +109,10 @@ type row struct {
 	name     string
 	seconds  float64
 	cpu      float64 // user+system seconds of the method's processes
+	sys      float64 // system seconds of the method's processes
 	rssKiB   int64   // peak RSS of the largest process
 	uploaded int64   // bytes sent to the registry, -1 when nothing is sent
+	syscalls int64   // system calls of a second, untimed run; -1 when not counted
 	kind     phase
 }
 
@@ -121,7 +125,13 @@ const (
 	phaseFirst
 	phaseUnchanged
 	phaseTouched
+	phaseDWORestore
+	phaseRestore
+	phaseRestoreOther
 )
+
+// restore reports whether the row is one of the restore table.
+func (k phase) restore() bool { return k >= phaseDWORestore }
 
 // elapsed runs f and returns its wall time.
 func elapsed(f func() error) (float64, error) {

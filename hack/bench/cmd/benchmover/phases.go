@@ -27,6 +27,9 @@ type bench struct {
 	tree      string
 	reg       *registry
 	treeBytes int64
+	treeFiles int
+	perf      string // perf, to count system calls; empty when it cannot
+	restores  int    // restore directories made so far
 }
 
 // procStats describe finished processes. Peak RSS is VmHWM: exact for the
@@ -35,20 +38,24 @@ type bench struct {
 // wait4's ru_maxrss is useless here: Go starts children with vfork and the
 // kernel counts this (larger) process's RSS into the child's at exec.
 type procStats struct {
-	cpu    float64
+	cpu    float64 // user + system
+	sys    float64
 	rssKiB int64
 }
 
-func cpuOf(ps *os.ProcessState) float64 {
+// cpuOf is the user+system and the system time of a finished process,
+// its waited-for children included (gzip under tar -z).
+func cpuOf(ps *os.ProcessState) (cpu, sys float64) {
 	ru, ok := ps.SysUsage().(*syscall.Rusage)
 	if !ok {
-		return 0
+		return 0, 0
 	}
-	return float64(ru.Utime.Sec+ru.Stime.Sec) + float64(ru.Utime.Usec+ru.Stime.Usec)/1e6
+	sys = float64(ru.Stime.Sec) + float64(ru.Stime.Usec)/1e6
+	return float64(ru.Utime.Sec) + float64(ru.Utime.Usec)/1e6 + sys, sys
 }
 
 func (s procStats) add(o procStats) procStats {
-	return procStats{cpu: s.cpu + o.cpu, rssKiB: max(s.rssKiB, o.rssKiB)}
+	return procStats{cpu: s.cpu + o.cpu, sys: s.sys + o.sys, rssKiB: max(s.rssKiB, o.rssKiB)}
 }
 
 // sampleHWM polls VmHWM of pid until stop is called, and returns the last value seen.
@@ -88,7 +95,8 @@ func runCmd(cmd *exec.Cmd) (procStats, error) {
 	}
 	stop := sampleHWM(cmd.Process.Pid)
 	err := cmd.Wait()
-	st := procStats{rssKiB: stop(), cpu: cpuOf(cmd.ProcessState)}
+	st := procStats{rssKiB: stop()}
+	st.cpu, st.sys = cpuOf(cmd.ProcessState)
 	if err != nil {
 		return procStats{}, fmt.Errorf("%s: %w", cmd.String(), err)
 	}
@@ -114,7 +122,10 @@ func runPipe(producer, consumer *exec.Cmd) (procStats, error) {
 	_ = r.Close()
 	stopP, stopC := sampleHWM(producer.Process.Pid), sampleHWM(consumer.Process.Pid)
 	perr, cerr := producer.Wait(), consumer.Wait()
-	st := procStats{rssKiB: max(stopP(), stopC()), cpu: cpuOf(producer.ProcessState) + cpuOf(consumer.ProcessState)}
+	st := procStats{rssKiB: max(stopP(), stopC())}
+	st.cpu, st.sys = cpuOf(producer.ProcessState)
+	cpu, sys := cpuOf(consumer.ProcessState)
+	st.cpu, st.sys = st.cpu+cpu, st.sys+sys
 	if perr != nil || cerr != nil {
 		return procStats{}, fmt.Errorf("%s | %s: %w", producer.String(), consumer.String(), firstErr(perr, cerr))
 	}
@@ -137,9 +148,12 @@ func devNull() (*os.File, error) { return os.OpenFile(os.DevNull, os.O_WRONLY, 0
 func (b *bench) runAll(ctx context.Context) ([]row, error) {
 	steps := []func(context.Context) (row, error){
 		b.tarCat, b.dwo, b.tarPigz,
-		b.moverStep("mover, first backup", "20261126T020000Z", phaseFirst),
+		b.moverStep("mover, first backup", restoreTag, phaseFirst),
 		b.moverStep("mover, unchanged", "20261126T030000Z", phaseUnchanged),
 		b.touchThenMover,
+		b.restoreStep("DWO: oras pull + tar -xzf + cp -r", phaseDWORestore, b.dwoRestore(b.moverRef())),
+		b.restoreStep("mover restore", phaseRestore, b.moverRestore(b.moverRef())),
+		b.restoreStep("mover restore of DWO's artifact", phaseRestoreOther, b.moverRestore(b.dwoRef())),
 	}
 	var rows []row
 	for _, step := range steps {
@@ -152,6 +166,10 @@ func (b *bench) runAll(ctx context.Context) ([]row, error) {
 	}
 	return rows, nil
 }
+
+// moverRef is the mover's first backup; dwoRef the artifact DWO's method pushed.
+func (b *bench) moverRef() string { return b.reg.Host + "/bench/mover/ws:" + restoreTag }
+func (b *bench) dwoRef() string   { return b.reg.Host + "/bench/dwo/ws:" + restoreTag }
 
 func (b *bench) tarCat(ctx context.Context) (row, error) {
 	return b.tarInto(ctx, "tar | cat (read limit)", phaseOther, "cat")
@@ -172,7 +190,7 @@ func (b *bench) dwo(ctx context.Context) (row, error) {
 			return err
 		}
 		push := exec.CommandContext(ctx, b.cfg.oras, "push", "--plain-http", "--no-tty",
-			b.reg.Host+"/bench/dwo/ws:20261126T020000Z", "--artifact-type", dwoArtifactType,
+			b.reg.Host+"/bench/dwo/ws:"+restoreTag, "--artifact-type", dwoArtifactType,
 			"--annotation", "devworkspace.name=ws", "--annotation", "devworkspace.namespace=ns", dwoArchive)
 		push.Dir = dir
 		push.Stdout = nil

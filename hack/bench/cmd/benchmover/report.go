@@ -24,6 +24,9 @@ func printTable(w io.Writer, scale float64, st gentree.Stats, rows []row) {
 	_, _ = fmt.Fprintf(w, "|%s|%s:|%s:|%s:|%s:|%s:|%s:|%s:|\n", dashes(36), dashes(9), dashes(9), dashes(9),
 		dashes(10), dashes(13), dashes(11), dashes(10))
 	for _, r := range rows {
+		if r.kind.restore() {
+			continue
+		}
 		up := "-"
 		switch {
 		case r.uploaded >= 1e6:
@@ -34,6 +37,30 @@ func printTable(w io.Writer, scale float64, st gentree.Stats, rows []row) {
 		_, _ = fmt.Fprintf(w, "| %-34s | %8.2f | %8.1f | %8.2f | %5.1f MiB | %12s | %9.1fx | %8.2f%% |\n",
 			r.name, r.seconds, float64(st.Bytes)/1e6/r.seconds, r.cpu, float64(r.rssKiB)/1024, up,
 			dwo.seconds/r.seconds, 100*r.seconds/dwo.seconds)
+	}
+	_, _ = fmt.Fprintln(w)
+	printRestoreTable(w, st, rows)
+}
+
+// printRestoreTable prints the restore rows: "vs DWO" against DWO's restore,
+// syscalls per file of the tree from the untimed run under perf.
+func printRestoreTable(w io.Writer, st gentree.Stats, rows []row) {
+	dwo := find(rows, phaseDWORestore)
+	_, _ = fmt.Fprintf(w, "| %-34s | %8s | %8s | %8s | %8s | %9s | %9s | %10s |\n",
+		"restore", "seconds", "MB/s", "CPU s", "sys s", "calls/file", "peak RSS", "vs DWO")
+	_, _ = fmt.Fprintf(w, "|%s|%s:|%s:|%s:|%s:|%s:|%s:|%s:|\n", dashes(36), dashes(9), dashes(9), dashes(9),
+		dashes(9), dashes(11), dashes(10), dashes(11))
+	for _, r := range rows {
+		if !r.kind.restore() {
+			continue
+		}
+		calls := "-"
+		if r.syscalls >= 0 {
+			calls = fmt.Sprintf("%.1f", float64(r.syscalls)/float64(st.Files))
+		}
+		_, _ = fmt.Fprintf(w, "| %-34s | %8.2f | %8.1f | %8.2f | %8.2f | %10s | %5.1f MiB | %9.1fx |\n",
+			r.name, r.seconds, float64(st.Bytes)/1e6/r.seconds, r.cpu, r.sys, calls, float64(r.rssKiB)/1024,
+			dwo.seconds/r.seconds)
 	}
 	_, _ = fmt.Fprintln(w)
 }
@@ -59,13 +86,18 @@ func find(rows []row, k phase) row {
 func checkBars(w io.Writer, rows []row) int {
 	dwo, pigz := find(rows, phaseDWO), find(rows, phasePigz)
 	first, unchanged := find(rows, phaseFirst), find(rows, phaseUnchanged)
-	peak := int64(0)
+	dwoRestore, restore := find(rows, phaseDWORestore), find(rows, phaseRestore)
+	peak, restorePeak := int64(0), int64(0)
 	for _, r := range rows {
-		if r.kind == phaseFirst || r.kind == phaseUnchanged || r.kind == phaseTouched {
+		switch r.kind {
+		case phaseFirst, phaseUnchanged, phaseTouched:
 			peak = max(peak, r.rssKiB)
+		case phaseRestore, phaseRestoreOther:
+			restorePeak = max(restorePeak, r.rssKiB)
+		case phaseOther, phaseDWO, phasePigz, phaseDWORestore: // not the mover
 		}
 	}
-	return bars.Print(w, 44, []bars.Bar{
+	return bars.Print(w, 46, []bars.Bar{
 		{Name: "first backup >= 10x faster than DWO", OK: dwo.seconds >= 10*first.seconds,
 			Got: fmt.Sprintf("%.1fx", dwo.seconds/first.seconds)},
 		{Name: "first backup faster than tar | pigz -1 -p2", OK: first.seconds < pigz.seconds,
@@ -75,5 +107,10 @@ func checkBars(w io.Writer, rows []row) int {
 		{Name: "unchanged backup uploads < 1 MiB", OK: unchanged.uploaded < mib,
 			Got: fmt.Sprintf("%d bytes", unchanged.uploaded)},
 		{Name: "mover peak RSS < 100 MiB", OK: peak < 100*1024, Got: fmt.Sprintf("%.1f MiB", float64(peak)/1024)},
+		{Name: "mover restore >= 2x faster than DWO's restore", OK: dwoRestore.seconds >= 2*restore.seconds,
+			Got: fmt.Sprintf("%.1fx (%.2f s vs %.2f s)", dwoRestore.seconds/restore.seconds, restore.seconds,
+				dwoRestore.seconds)},
+		{Name: "mover restore peak RSS < 100 MiB", OK: restorePeak < 100*1024,
+			Got: fmt.Sprintf("%.1f MiB", float64(restorePeak)/1024)},
 	})
 }
