@@ -90,3 +90,21 @@ func TestMoverReasonsInTheAPI(t *testing.T) {
 		}
 	}
 }
+
+func TestLaunchRetriesGiveUpAfterTheWindow(t *testing.T) {
+	var l launchRetries
+	start := time.Date(2026, 11, 26, 2, 0, 0, 0, time.UTC)
+	if l.giveUp("a", start) || l.giveUp("a", start.Add(launchRetryWindow)) {
+		t.Fatal("gave up within the window")
+	}
+	if l.giveUp("b", start.Add(time.Hour)) {
+		t.Fatal("another object shares the window")
+	}
+	if !l.giveUp("a", start.Add(launchRetryWindow+time.Second)) {
+		t.Fatal("did not give up after the window")
+	}
+	l.forget("a")
+	if l.giveUp("a", start.Add(2*time.Hour)) {
+		t.Fatal("a forgotten object starts a new window")
+	}
+}

@@ -179,3 +179,38 @@ func TestTrimDevWorkspace(t *testing.T) {
 		}
 	})
 }
+
+func TestReferenceAllowed(t *testing.T) {
+	const repo = "reg.example.com/backups"
+	digest := "sha256:" + sha256Hex("x")
+	own := &backupv1alpha1.BackupPolicy{Spec: backupv1alpha1.BackupPolicySpec{Registry: backupv1alpha1.RegistrySpec{Repository: repo}}}
+	cross := own.DeepCopy()
+	cross.Spec.AllowCrossNamespaceRestore = true
+	cases := []struct {
+		name   string
+		ref    string
+		policy *backupv1alpha1.BackupPolicy
+		want   bool
+	}{
+		{"own workspace by tag", repo + "/team-a/ws:nightly-20261126T020000Z", own, true},
+		{"own workspace by digest", repo + "/team-a/ws@" + digest, own, true},
+		{"a deleted workspace's backups stay restorable", repo + "/team-a/old-ws:latest", own, true},
+		{"another namespace", repo + "/team-b/ws:latest", own, false},
+		{"another namespace, allowed", repo + "/team-b/ws:latest", cross, true},
+		{"deeper path: another policy's repository", repo + "/team-a/ws/other:latest", own, false},
+		{"deeper path even across namespaces", repo + "/team-b/nested/ws@" + digest, cross, false},
+		{"no workspace segment", repo + "/team-a:latest", own, false},
+		{"empty workspace segment", repo + "/team-a/:latest", own, false},
+		{"dot-dot segment", repo + "/team-a/../team-b/ws:latest", own, false},
+		{"outside the repository", "evil.example.com/backups/team-a/ws:latest", own, false},
+		{"repository prefix without a slash", repo + "-evil/team-a/ws:latest", own, false},
+		{"not a reference", repo + "/team-a/WS:latest", own, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := referenceAllowed(tc.ref, tc.policy, "team-a"); got != tc.want {
+				t.Fatalf("referenceAllowed(%q) = %v, want %v", tc.ref, got, tc.want)
+			}
+		})
+	}
+}
