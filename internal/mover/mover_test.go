@@ -303,11 +303,9 @@ func TestRestoreByTagAndDigest(t *testing.T) {
 	wantReason(t, Restore(context.Background(), restoreOpts(reg.Host+"/backups/ns/ws:nope", t.TempDir())), ReasonArtifactNotFound)
 }
 
-func TestRestoreTargetNotEmptyAndOverwrite(t *testing.T) {
-	reg, src := registryAndTree(t)
-	want := snapshot(t, src)
-	res := mustSucceed(t, Backup(context.Background(), backupOpts(reg.Host, src, "20261126T020000Z")))
-
+// nonEmptyTarget is a restore target that already holds old/dir/file.
+func nonEmptyTarget(t *testing.T) string {
+	t.Helper()
 	target := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(target, "old/dir"), 0o755); err != nil {
 		t.Fatal(err)
@@ -315,6 +313,15 @@ func TestRestoreTargetNotEmptyAndOverwrite(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(target, "old/dir/file"), []byte("old"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	return target
+}
+
+func TestRestoreTargetNotEmptyAndOverwrite(t *testing.T) {
+	reg, src := registryAndTree(t)
+	want := snapshot(t, src)
+	res := mustSucceed(t, Backup(context.Background(), backupOpts(reg.Host, src, "20261126T020000Z")))
+
+	target := nonEmptyTarget(t)
 	wantReason(t, Restore(context.Background(), restoreOpts(res.Reference, target)), ReasonTargetNotEmpty)
 	if _, err := os.Stat(filepath.Join(target, "old/dir/file")); err != nil {
 		t.Fatalf("a refused restore touched the target: %v", err)
@@ -365,13 +372,7 @@ func TestOverwriteKeepsTargetWhenBlobUnavailable(t *testing.T) {
 			makeTree(t, src)
 			res := mustSucceed(t, Backup(context.Background(), backupOpts(reg.Host, src, "20261126T020000Z")))
 
-			target := t.TempDir()
-			if err := os.MkdirAll(filepath.Join(target, "old/dir"), 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(filepath.Join(target, "old/dir/file"), []byte("old"), 0o644); err != nil {
-				t.Fatal(err)
-			}
+			target := nonEmptyTarget(t)
 			want := snapshot(t, target)
 			failing.Store(true)
 			o := restoreOpts(res.Reference, target)

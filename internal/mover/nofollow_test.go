@@ -384,36 +384,25 @@ func TestSwappedAfterOpen(t *testing.T) {
 			t.Fatalf("the opened directory holds %v (%v), want it emptied", names, err)
 		}
 	})
-	t.Run("restore into a missing target whose missing parent becomes a symlink", func(t *testing.T) {
-		storage, creds := credentialsLayout(t)
-		target := filepath.Join(storage, "new-id", "projects")
-		tgt, err := openTarget(target)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer tgt.close()
-		if err := os.Symlink(creds, filepath.Join(storage, "new-id")); err != nil {
-			t.Fatal(err)
-		}
-		if err := tgt.prepare(true); reasonOf(err) != ReasonUnsafeTarget {
-			t.Fatalf("prepare: %v, want %s", err, ReasonUnsafeTarget)
-		}
-		assertUntouched(t, creds)
-	})
-	t.Run("restore into a missing target that becomes a symlink", func(t *testing.T) {
-		storage, creds := credentialsLayout(t)
-		target := filepath.Join(storage, "real-id", "new")
-		tgt, err := openTarget(target)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer tgt.close()
-		if err := os.Symlink(creds, target); err != nil {
-			t.Fatal(err)
-		}
-		if err := tgt.prepare(true); reasonOf(err) != ReasonUnsafeTarget {
-			t.Fatalf("prepare: %v, want %s", err, ReasonUnsafeTarget)
-		}
-		assertUntouched(t, creds)
-	})
+	// A missing target, or its missing parent, swapped for a symlink between open and create.
+	for _, tc := range []struct{ name, target, swapped string }{
+		{"restore into a missing target whose missing parent becomes a symlink", "new-id/projects", "new-id"},
+		{"restore into a missing target that becomes a symlink", "real-id/new", "real-id/new"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			storage, creds := credentialsLayout(t)
+			tgt, err := openTarget(filepath.Join(storage, tc.target))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tgt.close()
+			if err := os.Symlink(creds, filepath.Join(storage, tc.swapped)); err != nil {
+				t.Fatal(err)
+			}
+			if err := tgt.prepare(true); reasonOf(err) != ReasonUnsafeTarget {
+				t.Fatalf("prepare: %v, want %s", err, ReasonUnsafeTarget)
+			}
+			assertUntouched(t, creds)
+		})
+	}
 }
