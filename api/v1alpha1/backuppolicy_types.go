@@ -247,6 +247,14 @@ type BackupPolicyStatus struct {
 	// activeBackups is the number of this policy's backups that are running.
 	// +optional
 	ActiveBackups int32 `json:"activeBackups,omitempty"`
+
+	// workspacesUnprotected is the number of selected workspaces with storage that stopped after
+	// their newest Succeeded (or Skipped) backup of this policy, or have none, and have waited
+	// longer than the schedule's expected interval (the largest gap between two slots in a week):
+	// their latest changes are in no backup. The metric dwbackup_workspaces_unprotected exports it
+	// (docs/metrics.md).
+	// +optional
+	WorkspacesUnprotected int32 `json:"workspacesUnprotected"`
 }
 
 // +kubebuilder:object:root=true
@@ -257,6 +265,7 @@ type BackupPolicyStatus struct {
 // +kubebuilder:printcolumn:name="Last",type=date,JSONPath=`.status.lastScheduleTime`
 // +kubebuilder:printcolumn:name="Next",type=string,format=date-time,JSONPath=`.status.nextScheduleTime`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Unprotected",type=integer,JSONPath=`.status.workspacesUnprotected`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:validation:XValidation:rule="self.metadata.name.size() <= 63",message="metadata.name of a BackupPolicy must be at most 63 characters (it is used as a label value)"
 

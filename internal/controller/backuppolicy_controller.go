@@ -71,6 +71,8 @@ type BackupPolicyReconciler struct {
 	// expected remembers the last slot each policy processed while the cache may still show the
 	// previous lastScheduleTime (expectations.go).
 	expected *expectations
+	// intervals caches each schedule's expected interval (shared with the metrics collector).
+	intervals *intervalCache
 }
 
 // +kubebuilder:rbac:groups=backup.dwbackup.io,resources=backuppolicies,verbs=get;list;watch;update;patch
@@ -124,10 +126,16 @@ func (r *BackupPolicyReconciler) reconcilePolicy(ctx context.Context, policy *ba
 	}
 	sel := selectWorkspaces(valid.selectors, state.namespaces, state.workspaces, historyOf(state.backups))
 	summarize(status, sel, state.backups)
+	unprotected, crossing := unprotectedAt(sel.ExposedSince, r.intervals.get(policy.Spec, valid, now), now)
+	status.WorkspacesUnprotected = unprotected
 	setConditions(&status.Conditions, policy.Generation, readyOutcome(policy))
 	next, err := r.processSlot(ctx, policy, valid, sel, state.backups, now)
 	if err != nil {
 		return ctrl.Result{}, err
+	}
+	// Look again at the next slot, or earlier when a workspace becomes unprotected before it.
+	if !crossing.IsZero() && (next.IsZero() || crossing.Before(next)) {
+		next = crossing
 	}
 	return requeueAt(now, next, referencesRegistryObjects(policy)), nil
 }
@@ -354,6 +362,9 @@ func (r *BackupPolicyReconciler) reportInvalid(before, after *backupv1alpha1.Bac
 func (r *BackupPolicyReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.expected == nil {
 		r.expected = newExpectations()
+	}
+	if r.intervals == nil {
+		r.intervals = newIntervalCache()
 	}
 	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &backupv1alpha1.WorkspaceBackup{}, indexBackupPolicy,
 		backupPolicyName); err != nil {

@@ -140,3 +140,26 @@ func latestSlot(sched cron.Schedule, loc *time.Location, since, now time.Time) t
 	}
 	return time.Time{}
 }
+
+// intervalWindow is the span whose slots expectedInterval looks at: a week holds every gap of a
+// weekly pattern (a weekdays-only schedule's weekend among them).
+const intervalWindow = 7 * 24 * time.Hour
+
+// expectedInterval is the largest gap between consecutive slots that start within the week after
+// from (a rarer schedule, such as monthly, gives the one gap that starts in it). Slots come from
+// nextSlot, so a day that skips or repeats a local time across a daylight-saving change shows up
+// as the longer or shorter gap it really is. Zero when the schedule has no two slots.
+func expectedInterval(sched cron.Schedule, loc *time.Location, from time.Time) time.Duration {
+	end := from.Add(intervalWindow)
+	var largest time.Duration
+	slot := nextSlot(sched, loc, from)
+	for !slot.IsZero() && slot.Before(end) {
+		next := nextSlot(sched, loc, slot)
+		if next.IsZero() {
+			break
+		}
+		largest = max(largest, next.Sub(slot))
+		slot = next
+	}
+	return largest
+}

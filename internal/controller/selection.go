@@ -51,6 +51,10 @@ type selection struct {
 	NoStorage int32
 	// Due are the workspaces to back up at a slot, sorted by namespace and name.
 	Due []workspace
+	// ExposedSince are the stop times of the selected workspaces with storage that stopped after
+	// their newest Succeeded or Skipped backup (or have none), in flight or not: what they hold
+	// now is in no backup (unprotectedAt counts those waiting too long).
+	ExposedSince []time.Time
 }
 
 // historyOf groups one policy's backups by workspace. A backup that is being deleted no longer
@@ -115,6 +119,9 @@ func selectWorkspaces(sel selectors, namespaces map[string]namespaceInfo, worksp
 			out.NoStorage++
 			continue
 		}
+		if ws.Stopped() && !covered(ws, history) {
+			out.ExposedSince = append(out.ExposedSince, ws.StoppedAt)
+		}
 		if needsBackup(ws, history) {
 			out.Due = append(out.Due, ws)
 		}
@@ -136,7 +143,31 @@ func needsBackup(ws workspace, history map[workspaceKey]backupHistory) bool {
 	if h.Unfinished || unknownID.Unfinished {
 		return false
 	}
-	return h.CoveredUntil.IsZero() || ws.StoppedAt.After(h.CoveredUntil)
+	return !covered(ws, history)
+}
+
+// covered: a Succeeded or Skipped backup of this policy recorded the workspace's current stop.
+func covered(ws workspace, history map[workspaceKey]backupHistory) bool {
+	h := history[workspaceKey{Namespace: ws.Namespace, Name: ws.Name, ID: ws.ID}]
+	return !h.CoveredUntil.IsZero() && !ws.StoppedAt.After(h.CoveredUntil)
+}
+
+// unprotectedAt counts the exposed workspaces (selection.ExposedSince) stopped longer than
+// interval before now, and returns when the next one crosses that line (zero if none will): the
+// policy reconciler looks again then, so the count is never older than that.
+func unprotectedAt(exposedSince []time.Time, interval time.Duration, now time.Time) (int32, time.Time) {
+	var count int32
+	var next time.Time
+	for _, stopped := range exposedSince {
+		crosses := stopped.Add(interval)
+		switch {
+		case now.Sub(stopped) > interval:
+			count++
+		case next.IsZero() || crosses.Before(next):
+			next = crosses
+		}
+	}
+	return count, next
 }
 
 // excluded reports the opt-out label on a DevWorkspace or Namespace.

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 
 	backupv1alpha1 "github.com/dwbackup/devworkspace-backup-operator/api/v1alpha1"
 )
@@ -275,5 +276,29 @@ func TestSummarize(t *testing.T) {
 	summarize(&status, selection{}, backups[4:5])
 	if got := timeOf(status.LastSuccessfulBackupTime); !got.Equal(stopT2) || status.ActiveBackups != 0 {
 		t.Errorf("lastSuccessfulBackupTime %s, active %d; want %s, 0", got, status.ActiveBackups, stopT2)
+	}
+}
+
+// TestExposedSince: the stop times of the selected workspaces whose current stop is in no
+// Succeeded or Skipped backup, whether or not a backup of it is in flight.
+func TestExposedSince(t *testing.T) {
+	namespaces := map[string]namespaceInfo{"team": {}}
+	everything := selectors{Namespace: labels.Everything(), Workspace: labels.Everything()}
+	workspaces := []workspace{
+		ws("never-backed-up"),
+		ws("covered"), ws("stopped-again", stoppedAt(stopT2)), ws("in-flight"), ws("failed"),
+		ws("running", withPhase("Running")), ws("ephemeral", withStorage(storageEphemeral)), ws("skipped"),
+	}
+	backups := []backupv1alpha1.WorkspaceBackup{
+		bk("covered", backupv1alpha1.BackupSucceeded, stopT1),
+		bk("stopped-again", backupv1alpha1.BackupSucceeded, stopT1),
+		bk("in-flight", backupv1alpha1.BackupRunning, stopT1),
+		bk("failed", backupv1alpha1.BackupFailed, stopT1),
+		bk("skipped", backupv1alpha1.BackupSkipped, stopT1),
+	}
+	got := selectWorkspaces(everything, namespaces, workspaces, historyOf(backups)).ExposedSince
+	want := []time.Time{stopT1, stopT2, stopT1, stopT1} // never-backed-up, stopped-again, in-flight, failed
+	if !slices.Equal(got, want) {
+		t.Errorf("ExposedSince = %v, want %v", got, want)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	backupv1alpha1 "github.com/dwbackup/devworkspace-backup-operator/api/v1alpha1"
 	"github.com/dwbackup/devworkspace-backup-operator/internal/dwo"
@@ -53,22 +54,32 @@ func AddToScheme(s *runtime.Scheme) error {
 	return dwo.AddToScheme(s)
 }
 
-// SetupAll registers the three reconcilers (each with the field indexes it uses) with the manager.
+// SetupAll registers the three reconcilers (each with the field indexes it uses) with the manager,
+// and the operator's metrics with controller-runtime's registry (served on the manager's metrics
+// endpoint; the cache-derived series only while this replica leads).
 func SetupAll(mgr ctrl.Manager, opts Options) error {
 	c, reader := mgr.GetClient(), mgr.GetAPIReader()
 	recorder := mgr.GetEventRecorder(eventReporter)
 	restores := newRestoreLocks() // shared: backups wait for the restores of their workspace
 	expected := newExpectations()
+	intervals := newIntervalCache() // shared: the policy reconciler and the metrics ask for the same schedules
+	m := NewMetrics(c, intervals, opts.Clock)
+	if err := metrics.Registry.Register(m); err != nil {
+		return fmt.Errorf("registering the metrics: %w", err)
+	}
+	if err := mgr.Add(m.LeaderGate()); err != nil {
+		return fmt.Errorf("metrics leader gate: %w", err)
+	}
 	if err := (&BackupPolicyReconciler{Client: c, APIReader: reader, Scheme: mgr.GetScheme(),
-		Recorder: recorder, Options: opts, expected: expected}).SetupWithManager(mgr); err != nil {
+		Recorder: recorder, Options: opts, expected: expected, intervals: intervals}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("backuppolicy controller: %w", err)
 	}
 	if err := (&WorkspaceBackupReconciler{Client: c, APIReader: reader, Scheme: mgr.GetScheme(),
-		Recorder: recorder, Options: opts, restores: restores, expected: expected}).SetupWithManager(mgr); err != nil {
+		Recorder: recorder, Options: opts, restores: restores, expected: expected, metrics: m}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("workspacebackup controller: %w", err)
 	}
 	if err := (&WorkspaceRestoreReconciler{Client: c, APIReader: reader, Scheme: mgr.GetScheme(),
-		Recorder: recorder, Options: opts, restores: restores}).SetupWithManager(mgr); err != nil {
+		Recorder: recorder, Options: opts, restores: restores, metrics: m}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("workspacerestore controller: %w", err)
 	}
 	return nil

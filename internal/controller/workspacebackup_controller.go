@@ -58,6 +58,8 @@ type WorkspaceBackupReconciler struct {
 	movers   *moverLifecycle
 	// restores are the workspaces a restore of this process is writing (shared with the restore reconciler).
 	restores *restoreLocks
+	// metrics counts each backup once, when its final phase is written (metrics.go).
+	metrics *Metrics
 }
 
 // +kubebuilder:rbac:groups=backup.dwbackup.io,resources=workspacebackups,verbs=get;list;watch;create;update;patch;delete
@@ -113,6 +115,10 @@ func (r *WorkspaceBackupReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		}
 		if backup.Status.Phase == backupv1alpha1.BackupRunning && before.Phase != backupv1alpha1.BackupRunning {
 			r.expected.expectStarted(backup.UID)
+		}
+		// The optimistic lock lets only one write move a backup from unfinished to final.
+		if backup.Status.Phase.Finished() && !before.Phase.Finished() {
+			r.metrics.backupFinished(backup)
 		}
 	}
 	if err == nil && backup.Status.Phase.Finished() {

@@ -51,6 +51,8 @@ type WorkspaceRestoreReconciler struct {
 	movers *moverLifecycle
 	// restores are the workspaces a restore of this process is writing (shared with the backup reconciler).
 	restores *restoreLocks
+	// metrics counts each restore once, when its final phase is written (metrics.go).
+	metrics *Metrics
 }
 
 // +kubebuilder:rbac:groups=backup.dwbackup.io,resources=workspacerestores,verbs=get;list;watch
@@ -79,6 +81,10 @@ func (r *WorkspaceRestoreReconciler) Reconcile(ctx context.Context, req ctrl.Req
 		stale, perr := patchStatus(ctx, r.Client, restore, patch)
 		if stale || perr != nil {
 			return ctrl.Result{}, errors.Join(err, perr)
+		}
+		// The optimistic lock lets only one write move a restore from unfinished to final.
+		if restore.Status.Phase.Finished() && !before.Phase.Finished() {
+			r.metrics.restoreFinished(restore)
 		}
 	}
 	if err == nil && restore.Status.Phase.Finished() {
