@@ -107,7 +107,9 @@ func TestWorkspaceStates(t *testing.T) {
 	ok, failed, skipped := backupv1alpha1.BackupSucceeded, backupv1alpha1.BackupFailed, backupv1alpha1.BackupSkipped
 	ids := map[workspaceName]string{{Namespace: "ns", Name: "a"}: "id-a", {Namespace: "ns", Name: "b"}: "id-b"}
 	policies := map[string]bool{"nightly": true, "hourly": true}
-	at := func(minute int) time.Time { return utc("2026-11-26T00:00:00Z").Add(time.Duration(minute) * time.Minute) }
+	at := func(minute int) time.Time {
+		return utc("2026-11-26T00:00:00Z").Add(time.Duration(minute) * time.Minute)
+	}
 	running := finished("r", "a", "nightly", "id-a", backupv1alpha1.BackupRunning, 50, 0)
 	running.Status.CompletionTime = nil
 	deleting := finished("d", "a", "nightly", "id-a", failed, 60, 0)

@@ -90,9 +90,9 @@ var _ = Describe("Metrics", func() {
 		finishJob(moverJob(b), true, succeededResult(running.Status.Artifact.Reference), "")
 		done := eventuallyPhase(b, backupv1alpha1.BackupSucceeded)
 		want := map[string]float64{
-			"dwbackup_backup_last_status" + labels:                     1,
+			"dwbackup_backup_last_status" + labels:                    1,
 			"dwbackup_backup_last_success_timestamp_seconds" + labels: float64(done.Status.CompletionTime.Unix()),
-			"dwbackup_backup_size_bytes" + labels:                      1234,
+			"dwbackup_backup_size_bytes" + labels:                     1234,
 		}
 		Eventually(func() map[string]float64 { return seriesOf(scrape(metrics.Registry), f.Namespace) }).Should(Equal(want))
 
