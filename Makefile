@@ -169,3 +169,4 @@ endef
 
 include hack/bench/bench.mk
 include hack/local-cluster/local.mk
+include hack/prometheus/prometheus.mk

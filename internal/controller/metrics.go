@@ -53,6 +53,34 @@ type Metrics struct {
 	durations *prometheus.HistogramVec
 	restores  *prometheus.CounterVec
 	state     *stateCollector
+	reasons   reasonLabels
+}
+
+// maxReasonLabels bounds the reason label values: the API's and the mover's reasons are a few
+// dozen, but a failed mover's reason comes from a pod's termination message, and the pods of a
+// namespace are its users' to forge.
+const maxReasonLabels = 64
+
+// reasonLabels admits reason label values first come, first kept, up to maxReasonLabels; any
+// later new reason is counted as "Other".
+type reasonLabels struct {
+	mu   sync.Mutex
+	seen map[string]bool
+}
+
+func (r *reasonLabels) label(reason string) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.seen == nil {
+		r.seen = map[string]bool{}
+	}
+	if !r.seen[reason] {
+		if len(r.seen) >= maxReasonLabels {
+			return "Other"
+		}
+		r.seen[reason] = true
+	}
+	return reason
 }
 
 // NewMetrics makes the metrics of a manager whose cache reader is reader. The cache-derived series
@@ -105,7 +133,7 @@ func (m *Metrics) backupFinished(b *backupv1alpha1.WorkspaceBackup) {
 	if m == nil {
 		return
 	}
-	m.backups.WithLabelValues(b.Spec.PolicyName, string(b.Status.Phase), readyReason(b.Status.Conditions)).Inc()
+	m.backups.WithLabelValues(b.Spec.PolicyName, string(b.Status.Phase), m.reasons.label(readyReason(b.Status.Conditions))).Inc()
 	if b.Status.StartTime != nil && b.Status.CompletionTime != nil {
 		m.durations.WithLabelValues(b.Spec.PolicyName).Observe(b.Status.CompletionTime.Sub(b.Status.StartTime.Time).Seconds())
 	}
@@ -116,7 +144,7 @@ func (m *Metrics) restoreFinished(wr *backupv1alpha1.WorkspaceRestore) {
 	if m == nil {
 		return
 	}
-	m.restores.WithLabelValues(string(wr.Status.Phase), readyReason(wr.Status.Conditions)).Inc()
+	m.restores.WithLabelValues(string(wr.Status.Phase), m.reasons.label(readyReason(wr.Status.Conditions))).Inc()
 }
 
 // readyReason is the reason of the Ready condition: a constant of api/v1alpha1 (bounded).

@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -163,5 +164,20 @@ func TestWorkspaceStates(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestReasonLabels(t *testing.T) {
+	var r reasonLabels
+	for i := range maxReasonLabels {
+		if got, want := r.label(fmt.Sprintf("Reason%d", i)), fmt.Sprintf("Reason%d", i); got != want {
+			t.Fatalf("label(%q) = %q, want it kept", want, got)
+		}
+	}
+	if got := r.label("Forged"); got != "Other" {
+		t.Errorf("a new reason past the bound = %q, want Other", got)
+	}
+	if got := r.label("Reason3"); got != "Reason3" {
+		t.Errorf("a reason seen before the bound = %q, want it kept", got)
 	}
 }
