@@ -79,7 +79,7 @@ var _ = Describe("Alerts on a real Prometheus", Ordered, func() {
 		Expect(b.Status.Phase).To(Equal(backupv1alpha1.BackupFailed), b.Status.Message)
 		Eventually(func() []float64 { return prom.query(ctx, status) }).WithTimeout(time.Minute).Should(Equal([]float64{0}))
 		Eventually(func() string { return prom.alertState(ctx, "WorkspaceBackupFailing", ns, w.Name) }).
-			WithTimeout(3*time.Minute).WithPolling(2*time.Second).Should(Equal("firing"))
+			WithTimeout(3 * time.Minute).WithPolling(2 * time.Second).Should(Equal("firing"))
 		report("metrics while WorkspaceBackupFailing fires", scrapeManager(ctx, token, ns))
 
 		By("the registry back: a backup succeeds and the alert resolves")
