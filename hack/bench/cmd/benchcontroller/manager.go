@@ -31,6 +31,7 @@ type managerResult struct {
 	drainSeconds      float64
 	finished          []string // namespace/name of the backups that reached Succeeded
 	mem               memStats
+	metrics           scrapeStats
 }
 
 // runManager runs the manager binary against envtest at the baseline's QPS, lets one policy slot
@@ -63,6 +64,7 @@ func runManager(ctx context.Context, cp *controlPlane, pop population, c config,
 		return res, err
 	}
 	time.Sleep(2 * time.Second) // let the last finishes' clean-up writes land before stopping
+	res.metrics = proc.scraper.finish()
 	res.mem = proc.memory()
 	return res, nil
 }
@@ -153,16 +155,22 @@ func measureSlot(ctx context.Context, tr *tracker, want int, res *managerResult)
 	return nil
 }
 
-// managerProcess is the manager subprocess and its memory sampler.
+// managerProcess is the manager subprocess, its memory sampler and the scraper of its metrics.
 type managerProcess struct {
 	cmd     *exec.Cmd
 	log     io.Closer
 	sampler *sampler
+	scraper *scraper
 }
 
 // startManager runs the manager as in a cluster, with the benchmark's client-side QPS and its
-// own user (so the audit log tells its writes apart), and without metrics or probe listeners.
+// own user (so the audit log tells its writes apart), without a probe listener, and with its
+// metrics on a loopback port (plain HTTP: the bench scrapes it every scrapeInterval).
 func startManager(cp *controlPlane, c config, work string) (*managerProcess, error) {
+	metricsAddr, err := freeLoopbackAddr()
+	if err != nil {
+		return nil, err
+	}
 	out := io.WriteCloser(os.Stderr)
 	if !c.verbose {
 		f, err := os.Create(filepath.Join(work, "manager.log"))
@@ -173,7 +181,7 @@ func startManager(cp *controlPlane, c config, work string) (*managerProcess, err
 	}
 	cmd := exec.Command(c.manager, "--kubeconfig", cp.managerConfig,
 		"--mover-image", "registry.example.com/dwbackup/operator:bench",
-		"--metrics-bind-address=0", "--health-probe-bind-address=0",
+		"--metrics-bind-address="+metricsAddr, "--metrics-secure=false", "--health-probe-bind-address=0",
 		"--kube-api-qps", strconv.FormatFloat(c.qps, 'f', -1, 64), "--kube-api-burst", strconv.Itoa(c.burst))
 	// GOMEMLIMIT as config/manager/manager.yaml deploys the manager.
 	cmd.Env = append(os.Environ(), "POD_NAMESPACE="+cp.operatorNS, "GOMEMLIMIT="+c.goMemLimit)
@@ -182,7 +190,7 @@ func startManager(cp *controlPlane, c config, work string) (*managerProcess, err
 		return nil, fmt.Errorf("start %s: %w", c.manager, err)
 	}
 	logf("manager started (pid %d, QPS %g, burst %d)", cmd.Process.Pid, c.qps, c.burst)
-	p := &managerProcess{cmd: cmd, sampler: startSampler(cmd.Process.Pid)}
+	p := &managerProcess{cmd: cmd, sampler: startSampler(cmd.Process.Pid), scraper: startScraper(metricsAddr)}
 	if out != os.Stderr {
 		p.log = out
 	}
@@ -196,6 +204,7 @@ func (p *managerProcess) memory() memStats {
 
 // stop ends the manager with SIGTERM as the kubelet would, and kills it if it lingers.
 func (p *managerProcess) stop() {
+	p.scraper.stop()
 	p.sampler.finish()
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	done := make(chan error, 1)

@@ -47,6 +47,10 @@ func (r results) print(w io.Writer) {
 	_, _ = fmt.Fprintf(w, "manager: peak RSS (VmHWM) %.1f MiB; largest sampled VmRSS %.1f MiB "+
 		"(%d samples, every 250 ms); VmRSS at the end %.1f MiB; CPU %.1f s\n\n",
 		kib(m.peakKiB), kib(m.sampledKiB), m.samples, kib(m.lastKiB), m.cpuSeconds)
+	s := r.manager.metrics
+	_, _ = fmt.Fprintf(w, "metrics (scraped every %s during the run): %d scrapes, %d failed; "+
+		"slowest %.3f s, largest %d bytes; last scrape: %d dwbackup_ samples, %d of them per workspace\n\n",
+		scrapeInterval, s.scrapes, s.failures, s.maxSeconds, s.maxBytes, s.series, s.workspaceSeries)
 }
 
 func (r results) printTimes(w io.Writer) {
