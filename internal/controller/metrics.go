@@ -26,16 +26,19 @@ import (
 // durationBuckets span 1 s to 4 h: an unchanged workspace to a large first upload.
 var durationBuckets = []float64{1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400}
 
+// workspaceLabels label the per-workspace series.
+var workspaceLabels = []string{"namespace", "workspace", "policy"}
+
 var (
 	descLastSuccess = prometheus.NewDesc("dwbackup_backup_last_success_timestamp_seconds",
 		"Completion time of the newest Succeeded backup of the workspace under the policy (Unix seconds).",
-		[]string{"namespace", "workspace", "policy"}, nil)
+		workspaceLabels, nil)
 	descLastStatus = prometheus.NewDesc("dwbackup_backup_last_status",
 		"1 when the newest finished backup of the workspace under the policy Succeeded (or was Skipped: nothing to back up), else 0.",
-		[]string{"namespace", "workspace", "policy"}, nil)
+		workspaceLabels, nil)
 	descSize = prometheus.NewDesc("dwbackup_backup_size_bytes",
 		"Compressed size of the artifact of the newest Succeeded backup of the workspace under the policy.",
-		[]string{"namespace", "workspace", "policy"}, nil)
+		workspaceLabels, nil)
 	descInterval = prometheus.NewDesc("dwbackup_policy_expected_interval_seconds",
 		"The largest gap between two consecutive schedule slots of the policy within a week.",
 		[]string{"policy"}, nil)

@@ -3,7 +3,7 @@ package controller
 import (
 	"context"
 	"fmt"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -50,7 +50,7 @@ func labelString(pairs []*dto.LabelPair) string {
 	for _, p := range pairs {
 		parts = append(parts, fmt.Sprintf("%s=%q", p.GetName(), p.GetValue()))
 	}
-	sort.Strings(parts)
+	slices.Sort(parts)
 	return "{" + strings.Join(parts, ",") + "}"
 }
 
