@@ -26,8 +26,11 @@ import (
 // durationBuckets span 1 s to 4 h: an unchanged workspace to a large first upload.
 var durationBuckets = []float64{1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400}
 
+// labelPolicy is the policy's name on every per-policy and per-workspace series.
+const labelPolicy = "policy"
+
 // workspaceLabels label the per-workspace series.
-var workspaceLabels = []string{"namespace", "workspace", "policy"}
+var workspaceLabels = []string{"namespace", "workspace", labelPolicy}
 
 var (
 	descLastSuccess = prometheus.NewDesc("dwbackup_backup_last_success_timestamp_seconds",
@@ -41,10 +44,10 @@ var (
 		workspaceLabels, nil)
 	descInterval = prometheus.NewDesc("dwbackup_policy_expected_interval_seconds",
 		"The largest gap between two consecutive schedule slots of the policy within a week.",
-		[]string{"policy"}, nil)
+		[]string{labelPolicy}, nil)
 	descUnprotected = prometheus.NewDesc("dwbackup_workspaces_unprotected",
 		"Selected workspaces that stopped after their newest successful backup and have waited longer than the expected interval (status.workspacesUnprotected).",
-		[]string{"policy"}, nil)
+		[]string{labelPolicy}, nil)
 )
 
 // collectTimeout bounds one scrape's reads of the cache.
@@ -93,12 +96,12 @@ func NewMetrics(reader client.Reader, intervals *intervalCache, clk clock.Passiv
 		backups: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "dwbackup_backups_total",
 			Help: "Backups that finished, by policy, final phase and the reason of their Ready condition.",
-		}, []string{"policy", "phase", "reason"}),
+		}, []string{labelPolicy, "phase", "reason"}),
 		durations: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "dwbackup_backup_duration_seconds",
 			Help:    "Time from a backup's start (its mover Job launched) to its end, for backups that started.",
 			Buckets: durationBuckets,
-		}, []string{"policy"}),
+		}, []string{labelPolicy}),
 		restores: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "dwbackup_restores_total",
 			Help: "Restores that finished, by final phase and the reason of their Ready condition.",
