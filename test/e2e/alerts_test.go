@@ -53,7 +53,7 @@ var _ = Describe("Alerts on a real Prometheus", Ordered, func() {
 		prom = startPrometheus(rules, token)
 	})
 
-	It("fires WorkspaceBackupFailing while the registry is stopped and resolves it once a backup succeeds again", func(ctx SpecContext) {
+	It("fires WorkspaceBackupFailing while the registry is stopped, resolves it when a backup succeeds", func(ctx SpecContext) {
 		ns := fx.createNamespace(ctx, "alerts")
 		w := fx.createWorkspace(ctx, ns, "ws", storagePerWS, "alerts", func(dir string) { writeSampleTree(dir, "alerts") })
 		p := fx.createPolicy(ctx, "alerts", "alerts", func(s *backupv1alpha1.BackupPolicySpec) {
@@ -132,8 +132,9 @@ func scrapeManager(ctx context.Context, token, namespace string) string {
 	Expect(err).NotTo(HaveOccurred())
 	Expect(resp.StatusCode).To(Equal(http.StatusOK), string(body))
 	var lines []string
-	for _, l := range strings.Split(string(body), "\n") {
-		if strings.HasPrefix(l, "dwbackup_") && (!strings.Contains(l, "namespace=") || strings.Contains(l, fmt.Sprintf("namespace=%q", namespace))) {
+	ours := fmt.Sprintf("namespace=%q", namespace)
+	for l := range strings.SplitSeq(string(body), "\n") {
+		if strings.HasPrefix(l, "dwbackup_") && (!strings.Contains(l, "namespace=") || strings.Contains(l, ours)) {
 			lines = append(lines, l)
 		}
 	}
@@ -190,8 +191,8 @@ scrape_configs:
 	Expect(err).NotTo(HaveOccurred())
 	addr := ln.Addr().String()
 	Expect(ln.Close()).To(Succeed())
-	cmd := exec.Command(os.Getenv("PROMETHEUS"), "--config.file="+configFile, "--storage.tsdb.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+addr, "--log.level=warn")
+	cmd := exec.Command(os.Getenv("PROMETHEUS"), "--config.file="+configFile,
+		"--storage.tsdb.path="+filepath.Join(dir, "data"), "--web.listen-address="+addr, "--log.level=warn")
 	cmd.Stdout, cmd.Stderr = GinkgoWriter, GinkgoWriter
 	Expect(cmd.Start()).To(Succeed())
 	p := &prometheus{url: "http://" + addr, cmd: cmd}
@@ -249,7 +250,7 @@ func (p *prometheus) query(ctx context.Context, promQL string) []float64 {
 		} `json:"result"`
 	}
 	Expect(p.get(ctx, "/api/v1/query", url.Values{"query": {promQL}}, &data)).To(Succeed())
-	var values []float64
+	values := make([]float64, 0, len(data.Result))
 	for _, r := range data.Result {
 		var v float64
 		_, err := fmt.Sscan(fmt.Sprint(r.Value[1]), &v)
