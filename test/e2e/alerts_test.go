@@ -53,7 +53,7 @@ var _ = Describe("Alerts on a real Prometheus", Ordered, func() {
 		prom = startPrometheus(rules, token)
 	})
 
-	It("fires WorkspaceBackupFailing while the registry is stopped, resolves it when a backup succeeds", func(ctx SpecContext) {
+	It("fires WorkspaceBackupFailing while the registry is stopped, resolves it after", func(ctx SpecContext) {
 		ns := fx.createNamespace(ctx, "alerts")
 		w := fx.createWorkspace(ctx, ns, "ws", storagePerWS, "alerts", func(dir string) { writeSampleTree(dir, "alerts") })
 		p := fx.createPolicy(ctx, "alerts", "alerts", func(s *backupv1alpha1.BackupPolicySpec) {
