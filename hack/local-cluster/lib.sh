@@ -119,8 +119,11 @@ start_bg() {
   local name=$1 bin=$2 pid
   shift 2
   mkdir -p "$PIDS" "$LOGS"
-  # Not a process group leader here, so setsid execs in place and $! is the daemon's own PID.
-  setsid "$bin" "$@" >>"$LOGS/$name.log" 2>&1 </dev/null &
+  # Not a process group leader here, so setsid execs in place and $! is the daemon's own PID. The
+  # daemon keeps no descriptor but 0-2: one inherited from the caller (the shared lock of `flock
+  # <lock> make test-e2e`) would hold that lock for as long as the cluster runs.
+  setsid bash -c 'for fd in /proc/$$/fd/*; do fd=${fd##*/}; [ "$fd" -gt 2 ] && eval "exec $fd>&-"; done; exec "$0" "$@"' \
+    "$bin" "$@" >>"$LOGS/$name.log" 2>&1 </dev/null &
   pid=$!
   echo "$pid" >"$PIDS/$name.pid"
   readlink -f "$bin" >"$PIDS/$name.exe"
