@@ -124,10 +124,16 @@ type HistoryImportStatus struct {
 	// +optional
 	AlreadyPresent int32 `json:"alreadyPresent,omitempty"`
 
-	// skipped is the number of this policy's artifacts not imported: their namespace does not
-	// exist or is not selected, or their manifest is not one this policy wrote for that repository.
+	// rejected is the number of tags in this policy's grammar whose manifest is not one this policy
+	// wrote for that repository (another artifact type, or annotations naming another namespace,
+	// workspace or time); they are left alone.
 	// +optional
-	Skipped int32 `json:"skipped,omitempty"`
+	Rejected int32 `json:"rejected,omitempty"`
+
+	// skippedRepositories is the number of workspace repositories not read: their namespace does
+	// not exist, is terminating, or is not selected by spec.namespaceSelector.
+	// +optional
+	SkippedRepositories int32 `json:"skippedRepositories,omitempty"`
 
 	// missingNamespaces are namespaces (at most 50) whose artifacts were skipped because the
 	// namespace does not exist; the import runs again when one of them is created.

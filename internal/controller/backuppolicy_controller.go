@@ -71,6 +71,8 @@ type BackupPolicyReconciler struct {
 	// expected remembers the last slot each policy processed while the cache may still show the
 	// previous lastScheduleTime (expectations.go).
 	expected *expectations
+	// imports holds back a failed history import for a while (historyimport_step.go).
+	imports importBackoff
 }
 
 // +kubebuilder:rbac:groups=backup.dwbackup.io,resources=backuppolicies,verbs=get;list;watch;update;patch
@@ -125,11 +127,16 @@ func (r *BackupPolicyReconciler) reconcilePolicy(ctx context.Context, policy *ba
 	sel := selectWorkspaces(valid.selectors, state.namespaces, state.workspaces, historyOf(state.backups))
 	summarize(status, sel, state.backups)
 	setConditions(&status.Conditions, policy.Generation, readyOutcome(policy))
+	retryImport := r.importHistory(ctx, policy, valid, state)
 	next, err := r.processSlot(ctx, policy, valid, sel, state.backups, now)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	return requeueAt(now, next, referencesRegistryObjects(policy)), nil
+	result := requeueAt(now, next, referencesRegistryObjects(policy))
+	if retryImport > 0 && (result.RequeueAfter == 0 || retryImport < result.RequeueAfter) {
+		result.RequeueAfter = retryImport
+	}
+	return result, nil
 }
 
 // readyOutcome is the condition of a valid policy.
