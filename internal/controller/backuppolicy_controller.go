@@ -71,8 +71,8 @@ type BackupPolicyReconciler struct {
 	// expected remembers the last slot each policy processed while the cache may still show the
 	// previous lastScheduleTime (expectations.go).
 	expected *expectations
-	// imports holds back a failed history import for a while (historyimport_step.go).
-	imports importBackoff
+	// imports remembers the history imports this process ran (historyimport_step.go).
+	imports importMemory
 }
 
 // +kubebuilder:rbac:groups=backup.dwbackup.io,resources=backuppolicies,verbs=get;list;watch;update;patch

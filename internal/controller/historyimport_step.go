@@ -26,34 +26,56 @@ import (
 // again (the policy is reconciled on every change of its backups: the wait spares the registry).
 const importRetry = time.Minute
 
-// importBackoff remembers, in this process, when each policy's failed import may run again.
-type importBackoff struct {
+// importMemory is what this process knows of each policy's imports that its cache may not show
+// yet: the last result it recorded (the next reconcile may read the policy from before that
+// status patch, and must not import again), and when a failed import may run again.
+type importMemory struct {
 	mu   sync.Mutex
+	last map[types.UID]*backupv1alpha1.HistoryImportStatus
 	next map[types.UID]time.Time
 }
 
-func (b *importBackoff) allowed(uid types.UID, now time.Time) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return !now.Before(b.next[uid])
-}
-
-func (b *importBackoff) failed(uid types.UID, now time.Time) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.next == nil {
-		b.next = map[types.UID]time.Time{}
+// latest is the newer of the cached status and what this process recorded.
+func (m *importMemory) latest(policy *backupv1alpha1.BackupPolicy) *backupv1alpha1.HistoryImportStatus {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if h := m.last[policy.UID]; h != nil {
+		return h
 	}
-	b.next[uid] = now.Add(importRetry)
+	return policy.Status.HistoryImport
 }
 
-// importDue reports whether the policy's history import should run: it is asked for and has not
-// run for this spec generation and import-history annotation, or a namespace it skipped exists now.
-func importDue(policy *backupv1alpha1.BackupPolicy, namespaces map[string]namespaceInfo) bool {
+func (m *importMemory) recorded(uid types.UID, h *backupv1alpha1.HistoryImportStatus) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.last == nil {
+		m.last = map[types.UID]*backupv1alpha1.HistoryImportStatus{}
+	}
+	m.last[uid] = h.DeepCopy()
+}
+
+func (m *importMemory) allowed(uid types.UID, now time.Time) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return !now.Before(m.next[uid])
+}
+
+func (m *importMemory) failed(uid types.UID, now time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.next == nil {
+		m.next = map[types.UID]time.Time{}
+	}
+	m.next[uid] = now.Add(importRetry)
+}
+
+// importDue reports whether the policy's history import should run: it is asked for and its last
+// run h was not for this spec generation and import-history annotation, or a namespace it
+// skipped exists now.
+func importDue(policy *backupv1alpha1.BackupPolicy, h *backupv1alpha1.HistoryImportStatus, namespaces map[string]namespaceInfo) bool {
 	if !policy.Spec.ImportHistory {
 		return false
 	}
-	h := policy.Status.HistoryImport
 	if h == nil || h.ObservedGeneration != policy.Generation || h.Request != policy.Annotations[backupv1alpha1.AnnotationImportHistory] {
 		return true
 	}
@@ -87,7 +109,7 @@ func (r *BackupPolicyReconciler) importHistory(ctx context.Context, policy *back
 		return 0
 	}
 	now := r.Clock.Now()
-	if !importDue(policy, state.namespaces) || !r.imports.allowed(policy.UID, now) {
+	if !importDue(policy, r.imports.latest(policy), state.namespaces) || !r.imports.allowed(policy.UID, now) {
 		return 0
 	}
 	run := &historyImport{r: r, policy: policy, selectors: valid.selectors, namespaces: state.namespaces,
@@ -102,6 +124,7 @@ func (r *BackupPolicyReconciler) importHistory(ctx context.Context, policy *back
 	switch {
 	case err == nil:
 		run.finish(now)
+		r.imports.recorded(policy.UID, policy.Status.HistoryImport)
 	case reason == registry.ReasonUnauthorized || reason == registry.ReasonNotFound || reason == registry.ReasonUnsupported:
 		// Listing refused: running it again changes nothing until a person changes something.
 		run.record(backupv1alpha1.ReasonRegistryListingUnsupported, fmt.Sprintf(
@@ -110,6 +133,7 @@ func (r *BackupPolicyReconciler) importHistory(ctx context.Context, policy *back
 				"without them restore single artifacts with WorkspaceRestore spec.artifactReference",
 			policy.Spec.Registry.Repository, err))
 		policy.Status.HistoryImport = run.stamped()
+		r.imports.recorded(policy.UID, policy.Status.HistoryImport)
 	default:
 		r.imports.failed(policy.UID, now)
 		run.record(backupv1alpha1.ReasonImportFailed, fmt.Sprintf(

@@ -148,21 +148,24 @@ func TestReadImportedArtifact(t *testing.T) {
 }
 
 func TestImportDue(t *testing.T) {
-	policy := func(enabled bool, h *backupv1alpha1.HistoryImportStatus, request string) *backupv1alpha1.BackupPolicy {
+	type policyAndLast struct {
+		p *backupv1alpha1.BackupPolicy
+		h *backupv1alpha1.HistoryImportStatus
+	}
+	policy := func(enabled bool, h *backupv1alpha1.HistoryImportStatus, request string) policyAndLast {
 		p := &backupv1alpha1.BackupPolicy{ObjectMeta: metav1.ObjectMeta{Generation: 2}}
 		p.Spec.ImportHistory = enabled
-		p.Status.HistoryImport = h
 		if request != "" {
 			p.Annotations = map[string]string{backupv1alpha1.AnnotationImportHistory: request}
 		}
-		return p
+		return policyAndLast{p, h}
 	}
 	done := &backupv1alpha1.HistoryImportStatus{ObservedGeneration: 2, Request: "1", MissingNamespaces: []string{"later"}}
 	nsExists := map[string]namespaceInfo{"later": {}}
 	nsTerminating := map[string]namespaceInfo{"later": {Terminating: true}}
 	for _, tc := range []struct {
 		name string
-		p    *backupv1alpha1.BackupPolicy
+		p    policyAndLast
 		ns   map[string]namespaceInfo
 		want bool
 	}{
@@ -174,7 +177,7 @@ func TestImportDue(t *testing.T) {
 		{"a missing namespace appeared", policy(true, done, "1"), nsExists, true},
 		{"a missing namespace is terminating", policy(true, done, "1"), nsTerminating, false},
 	} {
-		if got := importDue(tc.p, tc.ns); got != tc.want {
+		if got := importDue(tc.p.p, tc.p.h, tc.ns); got != tc.want {
 			t.Errorf("%s: importDue = %v, want %v", tc.name, got, tc.want)
 		}
 	}
