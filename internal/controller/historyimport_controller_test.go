@@ -112,10 +112,10 @@ var _ = Describe("History import", func() {
 		slot2 := slot1.Add(24 * time.Hour)
 		manual := slot2.Add(7*time.Hour + 30*time.Minute + 5*time.Second)
 		ownTags := map[string]mover.Result{
-			"ws-a:" + artifactTag(policyName, slot1, ""):       pushArtifact(repo, ns, "ws-a", id, artifactTag(policyName, slot1, ""), ""),
-			"ws-a:" + artifactTag(policyName, slot2, ""):       pushArtifact(repo, ns, "ws-a", id, artifactTag(policyName, slot2, ""), ""),
+			"ws-a:" + artifactTag(policyName, slot1, ""):        pushArtifact(repo, ns, "ws-a", id, artifactTag(policyName, slot1, ""), ""),
+			"ws-a:" + artifactTag(policyName, slot2, ""):        pushArtifact(repo, ns, "ws-a", id, artifactTag(policyName, slot2, ""), ""),
 			"ws-a:" + artifactTag(policyName, manual, "abcdef"): pushArtifact(repo, ns, "ws-a", id, artifactTag(policyName, manual, "abcdef"), ""),
-			"ws-b:" + artifactTag(policyName, slot2, ""):       pushArtifact(repo, ns, "ws-b", "workspacefedcba9876543210", artifactTag(policyName, slot2, ""), ""),
+			"ws-b:" + artifactTag(policyName, slot2, ""):        pushArtifact(repo, ns, "ws-b", "workspacefedcba9876543210", artifactTag(policyName, slot2, ""), ""),
 		}
 		// Not the policy's: another policy's tag, and one whose annotations claim another namespace.
 		pushArtifact(repo, ns, "ws-a", id, artifactTag(policyName+"-weekly", slot2, ""), "")
