@@ -129,6 +129,12 @@ const (
 	// ReasonNamespacesMissing: artifacts of namespaces that do not exist were not imported; the
 	// import runs again when one of them is created.
 	ReasonNamespacesMissing = "NamespacesMissing"
+	// ReasonWaitingForWorkspaceStorage: the workspace to restore into has no status.devworkspaceId
+	// yet (DevWorkspace Operator has not seen it), or its PVC is not Bound; the restore waits.
+	ReasonWaitingForWorkspaceStorage = "WaitingForWorkspaceStorage"
+	// ReasonInvalidDevfile: the DevWorkspace's template cannot be read as DWO would (a volume size
+	// that is not a quantity), so its storage cannot be prepared.
+	ReasonInvalidDevfile = "InvalidDevfile"
 	// ReasonImportFailed: the history import failed for a reason that may pass (the registry
 	// unreachable); it is retried.
 	ReasonImportFailed = "ImportFailed"
