@@ -195,7 +195,7 @@ var _ = Describe("History import", func() {
 		id := "workspace00000000000000aa"
 		first := time.Date(2026, 11, 10, 2, 0, 0, 0, time.UTC)
 		policyName := "nightly-" + rand.String(6)
-		var refs []string
+		refs := make([]string, 0, 4)
 		for day := range 4 {
 			tag := artifactTag(policyName, first.Add(time.Duration(day)*24*time.Hour), "")
 			pushArtifact(repo, ns, "ws", id, tag, "")

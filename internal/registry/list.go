@@ -80,7 +80,7 @@ func (r *Repo) pages(ctx context.Context, op, first string, names func(listPage)
 		}
 		seen[next] = true
 		resp, err := r.do(ctx, op, request{method: http.MethodGet, url: next,
-			headers: map[string]string{"Accept": "application/json"}, ok: []int{http.StatusOK}})
+			headers: map[string]string{headerAccept: "application/json"}, ok: []int{http.StatusOK}})
 		if err != nil {
 			return err
 		}
