@@ -26,6 +26,10 @@ import (
 // again (the policy is reconciled on every change of its backups: the wait spares the registry).
 const importRetry = time.Minute
 
+// importBudget bounds one run: the import runs in the policy reconciler, whose schedule must not
+// wait on a slow registry. A run cut short is retried, and what it recorded is not read again.
+const importBudget = 5 * time.Minute
+
 // importMemory is what this process knows of each policy's imports that its cache may not show
 // yet: the last result it recorded (the next reconcile may read the policy from before that
 // status patch, and must not import again), and when a failed import may run again.
@@ -119,7 +123,9 @@ func (r *BackupPolicyReconciler) importHistory(ctx context.Context, policy *back
 			run.known[a.Reference] = true
 		}
 	}
-	err := run.run(ctx)
+	runCtx, cancel := context.WithTimeout(ctx, importBudget)
+	defer cancel()
+	err := run.run(runCtx)
 	reason := registry.ReasonOf(err)
 	switch {
 	case err == nil:
