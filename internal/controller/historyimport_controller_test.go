@@ -242,6 +242,31 @@ var _ = Describe("History import", func() {
 		Expect(policyBackupsIn(ns, p.Name)).To(BeEmpty())
 	})
 
+	It("completes an imported backup that an earlier run created but could not record", func() {
+		reg := registrytest.NewInProcess(GinkgoT(), nil)
+		repo := reg.Host + "/backups"
+		nsLabels := specLabels()
+		ns := newNamespace(nsLabels)
+		policyName := "nightly-" + rand.String(6)
+		slot := time.Date(2026, 11, 20, 2, 0, 0, 0, time.UTC)
+		pushed := pushArtifact(repo, ns, "ws", "workspace00000000000000cc", artifactTag(policyName, slot, ""), "")
+		// What a run that stopped between the create and the status left: Pending, no finalizer yet.
+		left := &backupv1alpha1.WorkspaceBackup{
+			ObjectMeta: metav1.ObjectMeta{Name: importedName("ws", policyName, slot, ""), Namespace: ns,
+				Labels: map[string]string{backupv1alpha1.LabelTrigger: string(backupv1alpha1.TriggerImported)}},
+			Spec: backupv1alpha1.WorkspaceBackupSpec{WorkspaceName: "ws", PolicyName: policyName},
+		}
+		Expect(k8sClient.Create(ctx, left)).To(Succeed())
+		p := importPolicy(policyName, nsLabels, repo)
+		Expect(historyImported(p.Name).HistoryImport.Imported).To(BeEquivalentTo(1))
+		got := getBackup(left)
+		Expect(got.UID).To(Equal(left.UID))
+		Expect(got.Status.Phase).To(Equal(backupv1alpha1.BackupSucceeded))
+		Expect(got.Status.Artifact.Digest).To(Equal(pushed.Digest))
+		Expect(controllerutil.ContainsFinalizer(got, backupv1alpha1.FinalizerArtifact)).To(BeTrue())
+		Expect(got.Labels).To(HaveKeyWithValue(backupv1alpha1.LabelWorkspaceID, "workspace00000000000000cc"))
+	})
+
 	It("never runs a Job for a backup labelled Imported that the import did not complete", func() {
 		f := newBackupFixture()
 		stoppedWorkspace(f.Namespace, "ws")

@@ -267,6 +267,12 @@ func (r *BackupPolicyReconciler) createImported(ctx context.Context, b *backupv1
 		if !isImportPending(existing) || existing.Spec != b.Spec {
 			return false, nil
 		}
+		// Created by an earlier run, or by a person under the same name: labelled like every backup.
+		if labelBackup(existing, backupv1alpha1.TriggerImported, a.WorkspaceID) {
+			if err := r.Update(ctx, existing); err != nil {
+				return false, fmt.Errorf("labelling imported WorkspaceBackup %s/%s: %w", b.Namespace, b.Name, err)
+			}
+		}
 		b, err = existing, nil
 	}
 	if err != nil {
