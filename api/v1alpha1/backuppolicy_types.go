@@ -90,6 +90,57 @@ type BackupPolicySpec struct {
 	// +optional
 	// +kubebuilder:default={}
 	Job JobSpec `json:"job,omitzero"`
+
+	// importHistory brings back the history this policy's repository holds, for example after the
+	// cluster was rebuilt: for every artifact this policy wrote (its tag grammar and manifest
+	// annotations) that no WorkspaceBackup records, a Succeeded WorkspaceBackup with trigger
+	// Imported is created in the workspace's namespace, when that namespace exists and the policy
+	// selects it. The import runs once per spec generation, again when the annotation
+	// backup.dwbackup.io/import-history changes, and when a namespace it skipped appears. The
+	// registry must list its catalog and tags (docs/import.md).
+	// +optional
+	ImportHistory bool `json:"importHistory,omitempty"`
+}
+
+// HistoryImportStatus is what the last history import of a policy found.
+type HistoryImportStatus struct {
+	// observedGeneration is the spec generation the import ran for.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// request is the value of the backup.dwbackup.io/import-history annotation the import ran for.
+	// +optional
+	Request string `json:"request,omitempty"`
+
+	// completionTime is when the import last ran to its end.
+	// +optional
+	CompletionTime *metav1.Time `json:"completionTime,omitempty"`
+
+	// imported is the number of WorkspaceBackups the import created.
+	// +optional
+	Imported int32 `json:"imported,omitempty"`
+
+	// alreadyPresent is the number of this policy's artifacts that a WorkspaceBackup already records.
+	// +optional
+	AlreadyPresent int32 `json:"alreadyPresent,omitempty"`
+
+	// rejected is the number of tags in this policy's grammar whose manifest is not one this policy
+	// wrote for that repository (another artifact type, or annotations naming another namespace,
+	// workspace or time); they are left alone.
+	// +optional
+	Rejected int32 `json:"rejected,omitempty"`
+
+	// skippedRepositories is the number of workspace repositories not read: their namespace does
+	// not exist, is terminating, or is not selected by spec.namespaceSelector.
+	// +optional
+	SkippedRepositories int32 `json:"skippedRepositories,omitempty"`
+
+	// missingNamespaces are namespaces (at most 50) whose artifacts were skipped because the
+	// namespace does not exist; the import runs again when one of them is created.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=50
+	MissingNamespaces []string `json:"missingNamespaces,omitempty"`
 }
 
 // RegistrySpec is where artifacts go: <repository>/<namespace>/<workspace>:<tag>.
@@ -255,6 +306,10 @@ type BackupPolicyStatus struct {
 	// (docs/metrics.md).
 	// +optional
 	WorkspacesUnprotected int32 `json:"workspacesUnprotected"`
+
+	// historyImport is what the last import of spec.importHistory found.
+	// +optional
+	HistoryImport *HistoryImportStatus `json:"historyImport,omitempty"`
 }
 
 // +kubebuilder:object:root=true

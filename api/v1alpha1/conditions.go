@@ -24,6 +24,10 @@ const (
 	// ConditionStalled is True when the object cannot progress without a change by a person: an
 	// invalid spec or a terminal failure.
 	ConditionStalled = "Stalled"
+	// ConditionHistoryImported, on a policy with spec.importHistory: True once the import of the
+	// registry's history ran to its end; False with ReasonRegistryListingUnsupported,
+	// ReasonNamespacesMissing or ReasonImportFailed.
+	ConditionHistoryImported = "HistoryImported"
 )
 
 // Reasons of the Ready and Stalled conditions. The mover reports the reasons marked "mover" in its
@@ -115,6 +119,25 @@ const (
 	// ReasonTagExists (mover): the unique tag already points at another artifact; nothing was
 	// pushed under it and latest was not moved.
 	ReasonTagExists = "TagExists"
+
+	// ReasonImported: a policy's history import ran to its end; on a WorkspaceBackup, it was
+	// imported from the registry.
+	ReasonImported = "Imported"
+	// ReasonRegistryListingUnsupported: the registry refused to list its repositories
+	// (GET /v2/_catalog) or a repository's tags, so spec.importHistory cannot find the history.
+	ReasonRegistryListingUnsupported = "RegistryListingUnsupported"
+	// ReasonNamespacesMissing: artifacts of namespaces that do not exist were not imported; the
+	// import runs again when one of them is created.
+	ReasonNamespacesMissing = "NamespacesMissing"
+	// ReasonWaitingForWorkspaceStorage: the workspace to restore into has no status.devworkspaceId
+	// yet (DevWorkspace Operator has not seen it), or its PVC is not Bound; the restore waits.
+	ReasonWaitingForWorkspaceStorage = "WaitingForWorkspaceStorage"
+	// ReasonInvalidDevfile: the DevWorkspace's template cannot be read as DWO would (a volume size
+	// that is not a quantity), so its storage cannot be prepared.
+	ReasonInvalidDevfile = "InvalidDevfile"
+	// ReasonImportFailed: the history import failed for a reason that may pass (the registry
+	// unreachable); it is retried.
+	ReasonImportFailed = "ImportFailed"
 )
 
 // Labels, annotations and finalizers the operator sets.
@@ -125,7 +148,7 @@ const (
 	LabelWorkspace = "backup.dwbackup.io/workspace"
 	// LabelWorkspaceID on a WorkspaceBackup: the DevWorkspace's devworkspaceId.
 	LabelWorkspaceID = "backup.dwbackup.io/workspace-id"
-	// LabelTrigger on a WorkspaceBackup: Scheduled, Manual or PreRestore.
+	// LabelTrigger on a WorkspaceBackup: Scheduled, Manual, PreRestore or Imported.
 	LabelTrigger = "backup.dwbackup.io/trigger"
 	// LabelRestoreUID on a pre-restore safety backup: the UID of the WorkspaceRestore it was made
 	// for; a restore accepts no other safety backup.
@@ -141,6 +164,8 @@ const (
 	// AnnotationSlot on a scheduled WorkspaceBackup: its schedule slot (RFC 3339, UTC), from which
 	// the artifact's unique tag is derived.
 	AnnotationSlot = "backup.dwbackup.io/slot"
+	// AnnotationImportHistory on a BackupPolicy: a new value runs spec.importHistory again.
+	AnnotationImportHistory = "backup.dwbackup.io/import-history"
 	// FinalizerArtifact guards a WorkspaceBackup's registry content.
 	FinalizerArtifact = "backup.dwbackup.io/artifact"
 )
@@ -155,4 +180,7 @@ const (
 	TriggerManual Trigger = "Manual"
 	// TriggerPreRestore: the safety backup before an overwrite restore; never pruned automatically.
 	TriggerPreRestore Trigger = "PreRestore"
+	// TriggerImported: created by a policy's history import from an artifact in the registry
+	// (spec.importHistory); it runs no Job.
+	TriggerImported Trigger = "Imported"
 )

@@ -113,17 +113,28 @@ check_port() {
   die "port $2 (for $1) is in use by ${owner:-another process}; stop it, or set the port variable (see hack/local-cluster/lib.sh)"
 }
 
+# close_inherited_fds closes every file descriptor above 2 of the current (sub)shell. A daemon must
+# not keep what its starter had open: the descriptor of `flock /var/tmp/dwbackup-e2e.lock make ...`
+# would otherwise hold that lock for as long as the cluster runs, long after the command ended.
+close_inherited_fds() {
+  local fd
+  for fd in /proc/"$BASHPID"/fd/*; do
+    fd=${fd##*/}
+    if [ "$fd" -gt 2 ] 2>/dev/null; then
+      eval "exec $fd>&-" 2>/dev/null || true
+    fi
+  done
+}
+
 # start_bg NAME BINARY ARGS...: starts a daemon in its own session (so it outlives this script and
-# a Ctrl-C of it) and records its PID and binary for down.sh.
+# a Ctrl-C of it), with no descriptor of ours but its log (close_inherited_fds), and records its
+# PID and binary for down.sh.
 start_bg() {
   local name=$1 bin=$2 pid
   shift 2
   mkdir -p "$PIDS" "$LOGS"
-  # Not a process group leader here, so setsid execs in place and $! is the daemon's own PID. The
-  # daemon keeps no descriptor but 0-2: one inherited from the caller (the shared lock of `flock
-  # <lock> make test-e2e`) would hold that lock for as long as the cluster runs.
-  setsid bash -c 'for fd in /proc/$$/fd/*; do fd=${fd##*/}; [ "$fd" -gt 2 ] && eval "exec $fd>&-"; done; exec "$0" "$@"' \
-    "$bin" "$@" >>"$LOGS/$name.log" 2>&1 </dev/null &
+  # Not a process group leader here, so setsid execs in place and $! is the daemon's own PID.
+  (close_inherited_fds && exec setsid "$bin" "$@") >>"$LOGS/$name.log" 2>&1 </dev/null &
   pid=$!
   echo "$pid" >"$PIDS/$name.pid"
   readlink -f "$bin" >"$PIDS/$name.exe"

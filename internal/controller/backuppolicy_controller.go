@@ -73,6 +73,8 @@ type BackupPolicyReconciler struct {
 	expected *expectations
 	// intervals caches each schedule's expected interval (shared with the metrics collector).
 	intervals *intervalCache
+	// imports remembers the history imports this process ran (historyimport_step.go).
+	imports importMemory
 }
 
 // +kubebuilder:rbac:groups=backup.dwbackup.io,resources=backuppolicies,verbs=get;list;watch;update;patch
@@ -129,6 +131,7 @@ func (r *BackupPolicyReconciler) reconcilePolicy(ctx context.Context, policy *ba
 	unprotected, crossing := unprotectedAt(sel.ExposedSince, r.intervals.get(policy.Spec, valid, now), now)
 	status.WorkspacesUnprotected = unprotected
 	setConditions(&status.Conditions, policy.Generation, readyOutcome(policy))
+	retryImport := r.importHistory(ctx, policy, valid, state)
 	next, err := r.processSlot(ctx, policy, valid, sel, state.backups, now)
 	if err != nil {
 		return ctrl.Result{}, err
@@ -137,7 +140,11 @@ func (r *BackupPolicyReconciler) reconcilePolicy(ctx context.Context, policy *ba
 	if !crossing.IsZero() && (next.IsZero() || crossing.Before(next)) {
 		next = crossing
 	}
-	return requeueAt(now, next, referencesRegistryObjects(policy)), nil
+	result := requeueAt(now, next, referencesRegistryObjects(policy))
+	if retryImport > 0 && (result.RequeueAfter == 0 || retryImport < result.RequeueAfter) {
+		result.RequeueAfter = retryImport
+	}
+	return result, nil
 }
 
 // readyOutcome is the condition of a valid policy.

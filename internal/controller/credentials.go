@@ -152,8 +152,24 @@ func newRegistryClient(ctx context.Context, reader client.Reader, operatorNamesp
 	if err != nil {
 		return nil, err
 	}
+	return registryClientFor(auth, policy.Spec.Registry.Insecure)
+}
+
+// newPolicyRegistryClient opens the registry with the policy's own credentials (the history
+// import lists the whole repository, which no namespace's credentials cover).
+func newPolicyRegistryClient(ctx context.Context, reader client.Reader, operatorNamespace string,
+	policy *backupv1alpha1.BackupPolicy) (*registry.Client, error) {
+	config, ca, err := readPolicyCredentials(ctx, reader, operatorNamespace, policy.Spec.Registry)
+	if err != nil {
+		return nil, err
+	}
+	return registryClientFor(registryAuth{Config: config, CA: ca}, policy.Spec.Registry.Insecure)
+}
+
+// registryClientFor is the operator's registry client for some credentials.
+func registryClientFor(auth registryAuth, insecure bool) (*registry.Client, error) {
 	reg, err := registry.New(registry.Options{
-		DockerConfigJSON: auth.Config, CAPEM: auth.CA, Insecure: policy.Spec.Registry.Insecure,
+		DockerConfigJSON: auth.Config, CAPEM: auth.CA, Insecure: insecure,
 		UserAgent: eventReporter, Retry: registry.Backoff{Attempts: 1},
 	})
 	if err != nil {

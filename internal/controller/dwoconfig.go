@@ -8,6 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
@@ -27,6 +28,22 @@ type dwoSettings struct {
 	PVCName string
 	// PodSecurityContext is the workspaces' pod security context.
 	PodSecurityContext *corev1.PodSecurityContext
+	// Claim is how DWO makes the PVCs it provisions (restore prepares one the same way).
+	Claim dwoClaimSettings
+}
+
+// dwoClaimSettings are config.workspace.{storageClassName,storageAccessMode,defaultStorageSize}.
+type dwoClaimSettings struct {
+	StorageClassName *string
+	AccessModes      []corev1.PersistentVolumeAccessMode
+	CommonSize       resource.Quantity
+	PerWorkspaceSize resource.Quantity
+}
+
+// dwoDefaultClaimSettings are DWO's defaults: the cluster's default storage class, ReadWriteOnce,
+// 10Gi for the common PVC and for a per-workspace one.
+func dwoDefaultClaimSettings() dwoClaimSettings {
+	return dwoClaimSettings{CommonSize: resource.MustParse("10Gi"), PerWorkspaceSize: resource.MustParse("10Gi")}
 }
 
 // dwoDefaultPodSecurityContext is DWO's Kubernetes default (docs/architecture.md, "DevWorkspaces").
@@ -42,7 +59,7 @@ func dwoDefaultPodSecurityContext() *corev1.PodSecurityContext {
 // readDWOSettings merges the workspace's own DWOC (attribute devworkspace-config) over the global
 // one, over DWO's defaults, as DWO does. Reads go to the API server: they happen once per backup.
 func readDWOSettings(ctx context.Context, reader client.Reader, dwoNamespace string, ref *types.NamespacedName) (dwoSettings, error) {
-	settings := dwoSettings{PodSecurityContext: dwoDefaultPodSecurityContext()}
+	settings := dwoSettings{PodSecurityContext: dwoDefaultPodSecurityContext(), Claim: dwoDefaultClaimSettings()}
 	global, err := findGlobalDWOC(ctx, reader, dwoNamespace)
 	if err != nil {
 		return settings, err
@@ -66,10 +83,14 @@ func readDWOSettings(ctx context.Context, reader client.Reader, dwoNamespace str
 	return settings, nil
 }
 
-// applyDWOC overlays config.workspace.{pvcName,podSecurityContext} of one DWOC.
+// applyDWOC overlays config.workspace.{pvcName,podSecurityContext,storageClassName,
+// storageAccessMode,defaultStorageSize} of one DWOC.
 func applyDWOC(settings *dwoSettings, dwoc *unstructured.Unstructured) error {
 	if name, ok, _ := unstructured.NestedString(dwoc.Object, "config", "workspace", "pvcName"); ok && name != "" {
 		settings.PVCName = name
+	}
+	if err := applyClaimSettings(&settings.Claim, dwoc); err != nil {
+		return err
 	}
 	raw, ok, _ := unstructured.NestedFieldNoCopy(dwoc.Object, "config", "workspace", "podSecurityContext")
 	if !ok || raw == nil {
@@ -84,6 +105,31 @@ func applyDWOC(settings *dwoSettings, dwoc *unstructured.Unstructured) error {
 		return fmt.Errorf("config.workspace.podSecurityContext: %w", err)
 	}
 	settings.PodSecurityContext = psc
+	return nil
+}
+
+// applyClaimSettings overlays what DWO creates its PVCs with.
+func applyClaimSettings(claim *dwoClaimSettings, dwoc *unstructured.Unstructured) error {
+	if class, ok, _ := unstructured.NestedString(dwoc.Object, "config", "workspace", "storageClassName"); ok {
+		claim.StorageClassName = &class
+	}
+	if modes, ok, _ := unstructured.NestedStringSlice(dwoc.Object, "config", "workspace", "storageAccessMode"); ok && len(modes) > 0 {
+		claim.AccessModes = nil
+		for _, m := range modes {
+			claim.AccessModes = append(claim.AccessModes, corev1.PersistentVolumeAccessMode(m))
+		}
+	}
+	for field, size := range map[string]*resource.Quantity{"common": &claim.CommonSize, "perWorkspace": &claim.PerWorkspaceSize} {
+		raw, ok, _ := unstructured.NestedFieldNoCopy(dwoc.Object, "config", "workspace", "defaultStorageSize", field)
+		if !ok || raw == nil {
+			continue
+		}
+		q, err := resource.ParseQuantity(fmt.Sprint(raw))
+		if err != nil {
+			return fmt.Errorf("config.workspace.defaultStorageSize.%s: %w", field, err)
+		}
+		*size = q
+	}
 	return nil
 }
 

@@ -35,6 +35,7 @@ type testWorkspace struct {
 	StoppedAt   time.Time // Started=False lastTransitionTime; zero = no condition
 	Labels      map[string]string
 	Attributes  map[string]any // extra template attributes
+	Components  []any          // extra template components (volumes)
 }
 
 // createWorkspace creates a DevWorkspace and sets its status as DWO would.
@@ -59,7 +60,8 @@ func createWorkspace(w testWorkspace) {
 		"started": w.Started,
 		"template": map[string]any{
 			"attributes": attrs,
-			"components": []any{map[string]any{"name": "tools", "container": map[string]any{"image": "quay.io/devfile/universal-developer-image:latest"}}},
+			"components": append([]any{map[string]any{"name": "tools", "container": map[string]any{
+				"image": "quay.io/devfile/universal-developer-image:latest"}}}, w.Components...),
 		},
 	}
 	Expect(k8sClient.Create(ctx, dw)).To(Succeed())

@@ -96,6 +96,9 @@ func (r *WorkspaceBackupReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		}
 		return ctrl.Result{}, r.cleanUp(ctx, backup)
 	}
+	if isImportPending(backup) {
+		return ctrl.Result{}, nil // the policy's history import completes it; it runs no Job
+	}
 	if done, err := r.adoptManual(ctx, backup); done || err != nil {
 		return ctrl.Result{}, err
 	}

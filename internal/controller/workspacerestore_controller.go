@@ -57,6 +57,7 @@ type WorkspaceRestoreReconciler struct {
 
 // +kubebuilder:rbac:groups=backup.dwbackup.io,resources=workspacerestores,verbs=get;list;watch
 // +kubebuilder:rbac:groups=backup.dwbackup.io,resources=workspacerestores/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups="",resources=persistentvolumeclaims,verbs=create
 
 // Reconcile reads the restore, decides the next step, acts, and patches status once.
 func (r *WorkspaceRestoreReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
@@ -205,6 +206,38 @@ func pullReference(src backupv1alpha1.RestoreSource) string {
 	return repo + "@" + src.Digest
 }
 
+// restoreStorage is the claim a restore writes into, found as for a backup. A workspace that has
+// never started has none yet: the claim is prepared as DevWorkspace Operator would make it on the
+// first start (preparestorage.go), which then finds it and mounts it with the files in place.
+// waiting, when not empty, says what the restore waits for.
+func (r *WorkspaceRestoreReconciler) restoreStorage(ctx context.Context, wr *backupv1alpha1.WorkspaceRestore,
+	ws workspace) (st resolvedStorage, waiting string, err error) {
+	if !ws.HasStorage() {
+		return st, "", terminalf(backupv1alpha1.ReasonNoWorkspaceStorage,
+			"DevWorkspace %s uses %s storage, which keeps no files on a PVC: there is nothing to restore into", ws.Name, ws.StorageType)
+	}
+	if ws.ID == "" {
+		return st, fmt.Sprintf("DevWorkspace %s has no status.devworkspaceId yet: DevWorkspace Operator gives every workspace "+
+			"one when it first sees it, started or not, and the restore starts then (is DevWorkspace Operator running?)", ws.Name), nil
+	}
+	if st, err = locateClaim(ctx, r.Client, r.APIReader, r.DWONamespace, ws); err != nil {
+		return st, "", err
+	}
+	if st.pvc == nil {
+		if st.pvc, err = prepareClaim(ctx, r.Client, r.APIReader, ws, st, wr.UID); err != nil {
+			return st, "", err
+		}
+		r.Recorder.Eventf(wr, nil, corev1.EventTypeNormal, "StoragePrepared", "Restore",
+			"DevWorkspace %s has never started: created PersistentVolumeClaim %s (%s) as DevWorkspace Operator would",
+			ws.Name, st.pvc.Name, st.pvc.Spec.Resources.Requests.Storage())
+	}
+	if st.pvc.Status.Phase != corev1.ClaimBound && st.pvc.Annotations[annotationPreparedFor] == "" {
+		return st, fmt.Sprintf("PersistentVolumeClaim %s/%s is %s, not Bound; the restore starts when it is",
+			ws.Namespace, st.pvc.Name, st.pvc.Status.Phase), nil
+	}
+	return st, "", nil
+}
+
 // start checks the workspace and storage, takes the safety backup for an overwrite, and creates
 // the restore Job.
 func (r *WorkspaceRestoreReconciler) start(ctx context.Context, wr *backupv1alpha1.WorkspaceRestore,
@@ -218,14 +251,13 @@ func (r *WorkspaceRestoreReconciler) start(ctx context.Context, wr *backupv1alph
 		r.wait(wr, backupv1alpha1.ReasonWorkspaceRunning, fmt.Sprintf("waiting for DevWorkspace %s to stop", ws.Name))
 		return ctrl.Result{}, nil
 	}
-	st, skip, err := resolveWorkspaceStorage(ctx, r.Client, r.APIReader, r.DWONamespace, *ws)
+	st, waiting, err := r.restoreStorage(ctx, wr, *ws)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	if skip != "" {
-		return ctrl.Result{}, terminalf(backupv1alpha1.ReasonNoWorkspaceStorage, "%s. A workspace that has never started has no "+
-			"storage yet: to restore into a new workspace, set its attributes controller.devfile.io/restore-workspace: 'true' and "+
-			"controller.devfile.io/restore-source-image: %s and start it (DWO restores on start)", skip, wr.Status.Source.Reference)
+	if waiting != "" {
+		r.wait(wr, backupv1alpha1.ReasonWaitingForWorkspaceStorage, waiting)
+		return ctrl.Result{RequeueAfter: 10 * time.Second}, nil
 	}
 	if wr.Spec.Overwrite {
 		if done, err := r.safetyBackup(ctx, wr, policy); !done || err != nil {

@@ -169,20 +169,6 @@ var _ = Describe("WorkspaceRestore reconciler", func() {
 			return backupv1alpha1.WorkspaceRestoreSpec{WorkspaceName: "ws", PolicyName: f.Policy.Name,
 				ArtifactReference: f.Policy.Spec.Registry.Repository + "/" + f.Namespace + "/ws:never-pushed"}
 		}, backupv1alpha1.ReasonArtifactNotFound, "never-pushed"),
-		Entry("a workspace that never started (no status.devworkspaceId)", func(f backupFixture) backupv1alpha1.WorkspaceRestoreSpec {
-			workspaceWithoutID(f.Namespace, "fresh")
-			return backupv1alpha1.WorkspaceRestoreSpec{WorkspaceName: "fresh", PolicyName: f.Policy.Name,
-				ArtifactReference: f.Policy.Spec.Registry.Repository + "/" + f.Namespace + "/fresh@" + testDigest}
-		}, backupv1alpha1.ReasonNoWorkspaceStorage, "DevWorkspace fresh has no status.devworkspaceId yet: it has never started. "+
-			"A workspace that has never started has no storage yet: to restore into a new workspace, set its attributes "+
-			"controller.devfile.io/restore-workspace: 'true'"),
-		Entry("a workspace DWO stopped before it ever started (an id, no PVC yet)", func(f backupFixture) backupv1alpha1.WorkspaceRestoreSpec {
-			createWorkspace(testWorkspace{Namespace: f.Namespace, Name: "fresh", StorageType: storagePerWorkspace})
-			return backupv1alpha1.WorkspaceRestoreSpec{WorkspaceName: "fresh", PolicyName: f.Policy.Name,
-				ArtifactReference: f.Policy.Spec.Registry.Repository + "/" + f.Namespace + "/fresh@" + testDigest}
-		}, backupv1alpha1.ReasonNoWorkspaceStorage, "of DevWorkspace fresh not found. "+
-			"A workspace that has never started has no storage yet: to restore into a new workspace, set its attributes "+
-			"controller.devfile.io/restore-workspace: 'true'"),
 		Entry("workspace missing", func(f backupFixture) backupv1alpha1.WorkspaceRestoreSpec {
 			return backupv1alpha1.WorkspaceRestoreSpec{WorkspaceName: "ghost", PolicyName: f.Policy.Name,
 				ArtifactReference: f.Policy.Spec.Registry.Repository + "/" + f.Namespace + "/ghost@" + testDigest}

@@ -22,31 +22,44 @@ func resolveWorkspaceStorage(ctx context.Context, c client.Client, reader client
 	if ws.ID == "" {
 		return resolvedStorage{}, fmt.Sprintf("DevWorkspace %s has no status.devworkspaceId yet: it has never started", ws.Name), nil
 	}
-	settings, err := readDWOSettings(ctx, reader, dwoNamespace, ws.ConfigRef)
+	st, err := locateClaim(ctx, c, reader, dwoNamespace, ws)
 	if err != nil {
 		return resolvedStorage{}, "", err
+	}
+	if st.pvc == nil {
+		return resolvedStorage{}, fmt.Sprintf("PersistentVolumeClaim %s/%s of DevWorkspace %s not found", ws.Namespace, st.location.ClaimName, ws.Name), nil
+	}
+	if st.pvc.Status.Phase != corev1.ClaimBound {
+		return resolvedStorage{}, fmt.Sprintf("PersistentVolumeClaim %s/%s is %s, not Bound", ws.Namespace, st.location.ClaimName, st.pvc.Status.Phase), nil
+	}
+	return st, "", nil
+}
+
+// locateClaim finds where DWO keeps the files of a workspace with an id, and reads that claim:
+// st.pvc is nil when it does not exist (yet).
+func locateClaim(ctx context.Context, c client.Client, reader client.Reader, dwoNamespace string, ws workspace) (resolvedStorage, error) {
+	settings, err := readDWOSettings(ctx, reader, dwoNamespace, ws.ConfigRef)
+	if err != nil {
+		return resolvedStorage{}, err
 	}
 	legacyExists := false
 	if settings.PVCName == "" && ws.StorageType != storagePerWorkspace {
 		legacy := &corev1.PersistentVolumeClaim{}
 		err := c.Get(ctx, client.ObjectKey{Namespace: ws.Namespace, Name: legacyCommonPVCName}, legacy)
 		if err != nil && !apierrors.IsNotFound(err) {
-			return resolvedStorage{}, "", err
+			return resolvedStorage{}, err
 		}
 		legacyExists = err == nil
 	}
 	loc, _ := resolveStorage(ws, settings.PVCName, legacyExists)
 	pvc := &corev1.PersistentVolumeClaim{}
 	if err := c.Get(ctx, client.ObjectKey{Namespace: ws.Namespace, Name: loc.ClaimName}, pvc); err != nil {
-		if apierrors.IsNotFound(err) {
-			return resolvedStorage{}, fmt.Sprintf("PersistentVolumeClaim %s/%s of DevWorkspace %s not found", ws.Namespace, loc.ClaimName, ws.Name), nil
+		if !apierrors.IsNotFound(err) {
+			return resolvedStorage{}, err
 		}
-		return resolvedStorage{}, "", err
+		pvc = nil
 	}
-	if pvc.Status.Phase != corev1.ClaimBound {
-		return resolvedStorage{}, fmt.Sprintf("PersistentVolumeClaim %s/%s is %s, not Bound", ws.Namespace, loc.ClaimName, pvc.Status.Phase), nil
-	}
-	return resolvedStorage{location: loc, pvc: pvc, dwo: settings}, "", nil
+	return resolvedStorage{location: loc, pvc: pvc, dwo: settings}, nil
 }
 
 // attachedNode returns the node the claim's volume is attached to, so the mover runs there and a

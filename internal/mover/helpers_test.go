@@ -72,6 +72,12 @@ func makeTree(t testing.TB, dir string) {
 	file("big.bin", big, 0o644)
 	file(longName(), []byte("long name"), 0o644)
 	file(unicodeF, []byte("unicode"), 0o644)
+	// Top-level dotfiles and a .git directory: DWO's own restore (cp -r extracted/*) loses them;
+	// ours must not, whether the target exists or is created (TestRestoreCreatesMissingParents).
+	file(".git/HEAD", []byte("ref: refs/heads/main\n"), 0o644)
+	file(".git/objects/ab/cdef0123", big[:4096], 0o444)
+	file(".bashrc", []byte("export EDITOR=vi\n"), 0o644)
+	file(".config/tool/settings.json", []byte("{}"), 0o600)
 	file("hard1", []byte("same inode"), 0o644)
 	must(os.Link(filepath.Join(dir, "hard1"), filepath.Join(dir, "dir/hard2")))
 	must(os.MkdirAll(filepath.Join(dir, "empty"), 0o750))

@@ -28,7 +28,10 @@ const (
 
 var manifestAccept = strings.Join([]string{MediaTypeOCIManifest, MediaTypeDockerManifest, MediaTypeOCIIndex}, ", ")
 
-const headerContentType = "Content-Type"
+const (
+	headerContentType = "Content-Type"
+	headerAccept      = "Accept"
+)
 
 // maxManifestSize bounds what is read into memory for a manifest.
 const maxManifestSize = 4 << 20
@@ -145,7 +148,7 @@ func (r *Repo) retry(ctx context.Context, op string, f func() error) error {
 func (r *Repo) Resolve(ctx context.Context, ref string) (Descriptor, error) {
 	op := "resolve " + r.Reference(ref)
 	resp, err := r.do(ctx, op, request{method: http.MethodHead, url: r.url("manifests/" + ref),
-		headers: map[string]string{"Accept": manifestAccept}, ok: []int{http.StatusOK}})
+		headers: map[string]string{headerAccept: manifestAccept}, ok: []int{http.StatusOK}})
 	if err != nil {
 		return Descriptor{}, err
 	}
@@ -166,7 +169,7 @@ func (r *Repo) GetManifest(ctx context.Context, ref string) (Manifest, error) {
 	var m Manifest
 	err := r.retry(ctx, op, func() error {
 		resp, err := r.send(ctx, request{method: http.MethodGet, url: r.url("manifests/" + ref),
-			headers: map[string]string{"Accept": manifestAccept}, ok: []int{http.StatusOK}})
+			headers: map[string]string{headerAccept: manifestAccept}, ok: []int{http.StatusOK}})
 		if err != nil {
 			return err
 		}

@@ -28,8 +28,9 @@ type recorder struct {
 	mu   sync.Mutex
 	pods map[types.UID]*corev1.Pod
 	// jobs maps the owner's UID to the UIDs of the Jobs made for it.
-	jobs map[string]map[types.UID]string
-	stop chan struct{}
+	jobs     map[string]map[types.UID]string
+	stop     chan struct{}
+	stopOnce sync.Once
 }
 
 func startRecorder(c *cluster) *recorder {
@@ -55,7 +56,9 @@ func startRecorder(c *cluster) *recorder {
 	return r
 }
 
-func (r *recorder) Stop() { close(r.stop) }
+// Stop ends the informers; a second call does nothing (the cluster-lost spec stops the recorder of
+// the cluster it purges before the suite's cleanup does).
+func (r *recorder) Stop() { r.stopOnce.Do(func() { close(r.stop) }) }
 
 func (r *recorder) addPod(obj any) {
 	pod, ok := obj.(*corev1.Pod)
