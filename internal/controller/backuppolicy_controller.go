@@ -71,6 +71,8 @@ type BackupPolicyReconciler struct {
 	// expected remembers the last slot each policy processed while the cache may still show the
 	// previous lastScheduleTime (expectations.go).
 	expected *expectations
+	// conflicts remembers the namespaces holding a Dashboard Secret the policy did not make (dashboard.go).
+	conflicts dashboardConflicts
 }
 
 // +kubebuilder:rbac:groups=backup.dwbackup.io,resources=backuppolicies,verbs=get;list;watch;update;patch
@@ -81,6 +83,8 @@ type BackupPolicyReconciler struct {
 // +kubebuilder:rbac:groups="",namespace=dwbackup-system,resources=secrets,verbs=get
 // +kubebuilder:rbac:groups="",namespace=dwbackup-system,resources=configmaps,verbs=get
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=create;deletecollection
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;update,resourceNames=devworkspace-backup-registry-auth
 
 // Reconcile reads the policy, runs the pipeline and writes the status once.
 func (r *BackupPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
@@ -127,6 +131,9 @@ func (r *BackupPolicyReconciler) reconcilePolicy(ctx context.Context, policy *ba
 	setConditions(&status.Conditions, policy.Generation, readyOutcome(policy))
 	next, err := r.processSlot(ctx, policy, valid, sel, state.backups, now)
 	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.syncDashboard(ctx, policy, sel); err != nil {
 		return ctrl.Result{}, err
 	}
 	return requeueAt(now, next, referencesRegistryObjects(policy)), nil
@@ -332,7 +339,9 @@ func requeueAt(now, next time.Time, recheck bool) ctrl.Result {
 
 // referencesRegistryObjects: the policy names a Secret or CA ConfigMap that is not watched.
 func referencesRegistryObjects(policy *backupv1alpha1.BackupPolicy) bool {
-	return policy.Spec.Registry.AuthSecretName != "" || policy.Spec.Registry.CABundle != nil
+	d := policy.Spec.Dashboard
+	return policy.Spec.Registry.AuthSecretName != "" || policy.Spec.Registry.CABundle != nil ||
+		(d != nil && d.Enabled && d.AuthSecretName != "")
 }
 
 // reportInvalid records a Warning event when the policy becomes stalled or its problem changes,

@@ -8,7 +8,6 @@ import (
 	admissionv1 "k8s.io/api/admissionregistration/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/rand"
@@ -90,13 +89,6 @@ func restoreJobsOf(namespace string) []batchv1.Job {
 		}
 	}
 	return out
-}
-
-func readyReason(conditions []metav1.Condition) string {
-	if c := meta.FindStatusCondition(conditions, backupv1alpha1.ConditionReady); c != nil {
-		return c.Reason
-	}
-	return ""
 }
 
 // stopWorkspace sets spec.started false as a person stopping the workspace does.

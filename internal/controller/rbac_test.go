@@ -10,6 +10,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/util/yaml"
 
+	backupv1alpha1 "github.com/dwbackup/devworkspace-backup-operator/api/v1alpha1"
 	"github.com/dwbackup/devworkspace-backup-operator/internal/testenv"
 )
 
@@ -37,12 +38,19 @@ func TestRBACLeastPrivilege(t *testing.T) {
 			}
 			for _, verb := range rule.Verbs {
 				switch verb {
-				case "list", "watch", "update", "patch", "*":
+				case "list", "watch", "patch", "*":
 					t.Errorf("%s grants %q on Secrets", role.Kind, verb)
+				case "update":
+					// Only the Dashboard's Secret copies are ever updated (dashboard.go).
+					if !slices.Equal(rule.ResourceNames, []string{backupv1alpha1.DashboardSecretName}) {
+						t.Errorf("update on Secrets must be limited to %s, got %v", backupv1alpha1.DashboardSecretName, rule.ResourceNames)
+					}
 				case "get":
 					sawSecretGet = true
-					if role.Kind == "ClusterRole" && !slices.Equal(rule.ResourceNames, []string{namespaceAuthSecretName}) {
-						t.Errorf("cluster-wide get on Secrets must be limited to %s, got %v", namespaceAuthSecretName, rule.ResourceNames)
+					if role.Kind == "ClusterRole" && (len(rule.ResourceNames) != 1 ||
+						!slices.Contains([]string{namespaceAuthSecretName, backupv1alpha1.DashboardSecretName}, rule.ResourceNames[0])) {
+						t.Errorf("cluster-wide get on Secrets must be limited to %s or %s, got %v",
+							namespaceAuthSecretName, backupv1alpha1.DashboardSecretName, rule.ResourceNames)
 					}
 					if role.Kind == "Role" && role.Metadata.Namespace != "dwbackup-system" {
 						t.Errorf("the Role with get on Secrets is in %q, want the operator namespace", role.Metadata.Namespace)

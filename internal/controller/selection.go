@@ -51,6 +51,9 @@ type selection struct {
 	NoStorage int32
 	// Due are the workspaces to back up at a slot, sorted by namespace and name.
 	Due []workspace
+	// Namespaces hold at least one selected workspace with storage: the policy backs them up
+	// (the namespaces that get the Dashboard's Secret, dashboard.go).
+	Namespaces map[string]bool
 }
 
 // historyOf groups one policy's backups by workspace. A backup that is being deleted no longer
@@ -115,6 +118,10 @@ func selectWorkspaces(sel selectors, namespaces map[string]namespaceInfo, worksp
 			out.NoStorage++
 			continue
 		}
+		if out.Namespaces == nil {
+			out.Namespaces = map[string]bool{}
+		}
+		out.Namespaces[ws.Namespace] = true
 		if needsBackup(ws, history) {
 			out.Due = append(out.Due, ws)
 		}
