@@ -123,11 +123,13 @@ type DashboardSpec struct {
 // when a namespace leaves the policy or the option is turned off, without listing Secrets.
 type DashboardStatus struct {
 	// secretHash is the SHA-256 of the type and data of spec.dashboard.authSecretName the copies
-	// were made from; a different hash means the copies are updated.
+	// were last checked against; empty while copies for newly recorded namespaces are being made.
 	// +optional
 	SecretHash string `json:"secretHash,omitempty"`
 
-	// namespaces hold a devworkspace-backup-registry-auth Secret this policy made.
+	// namespaces are where the policy keeps a devworkspace-backup-registry-auth Secret: each holds
+	// its copy, or a Secret it did not make that DashboardReady reports. A namespace is recorded
+	// before its copy is created, and its copy is removed when it leaves this list.
 	// +optional
 	// +listType=set
 	Namespaces []string `json:"namespaces,omitempty"`

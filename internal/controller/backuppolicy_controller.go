@@ -71,8 +71,8 @@ type BackupPolicyReconciler struct {
 	// expected remembers the last slot each policy processed while the cache may still show the
 	// previous lastScheduleTime (expectations.go).
 	expected *expectations
-	// conflicts remembers the namespaces holding a Dashboard Secret the policy did not make (dashboard.go).
-	conflicts dashboardConflicts
+	// memory is what this process verified of the Dashboard's Secret copies (dashboard.go).
+	memory dashboardMemory
 }
 
 // +kubebuilder:rbac:groups=backup.dwbackup.io,resources=backuppolicies,verbs=get;list;watch;update;patch
@@ -133,8 +133,13 @@ func (r *BackupPolicyReconciler) reconcilePolicy(ctx context.Context, policy *ba
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	if err := r.syncDashboard(ctx, policy, sel); err != nil {
+	recordedFirst, err := r.syncDashboard(ctx, policy, sel)
+	if err != nil {
 		return ctrl.Result{}, err
+	}
+	if recordedFirst {
+		// The copies are made once the status naming their namespaces is written.
+		return ctrl.Result{RequeueAfter: time.Second}, nil
 	}
 	return requeueAt(now, next, referencesRegistryObjects(policy)), nil
 }

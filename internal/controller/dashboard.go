@@ -140,110 +140,133 @@ func readyReason(conditions []metav1.Condition) string {
 	return ""
 }
 
-// dashboardConflicts remembers, per policy, the namespaces where a Secret of the Dashboard's name
-// that the policy did not make was found, and when: they are read again only after
-// registryRecheck, not at every reconcile (during a switch from DWO every namespace may hold one).
-type dashboardConflicts struct {
-	mu   sync.Mutex
-	seen map[types.UID]map[string]time.Time
+// dashboardMemory is what this process verified of each policy's copies: the namespaces whose
+// copy it saw or wrote for a source hash, and the namespaces holding a Secret of that name the
+// policy did not make, with when that was seen. It saves a read per namespace at every reconcile;
+// lost on restart, so the first reconcile of a process checks every copy again (and recreates one
+// deleted by hand).
+type dashboardMemory struct {
+	mu        sync.Mutex
+	verified  map[types.UID]map[string]string    // namespace -> source hash
+	conflicts map[types.UID]map[string]time.Time // namespace -> when seen
 }
 
-func (d *dashboardConflicts) recent(uid types.UID, namespace string, now time.Time) bool {
+// current reports a copy verified for hash, or a conflict seen less than registryRecheck ago.
+func (d *dashboardMemory) current(uid types.UID, namespace, hash string, now time.Time) (ours, conflict bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	at, ok := d.seen[uid][namespace]
-	return ok && now.Sub(at) < registryRecheck
+	if at, ok := d.conflicts[uid][namespace]; ok && now.Sub(at) < registryRecheck {
+		return false, true
+	}
+	return d.verified[uid][namespace] == hash, false
 }
 
-func (d *dashboardConflicts) set(uid types.UID, namespace string, now time.Time, conflict bool) {
+// record remembers what ensureDashboardCopy found in namespace.
+func (d *dashboardMemory) record(uid types.UID, namespace, hash string, ours bool, now time.Time) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.seen == nil {
-		d.seen = map[types.UID]map[string]time.Time{}
+	if d.verified == nil {
+		d.verified, d.conflicts = map[types.UID]map[string]string{}, map[types.UID]map[string]time.Time{}
 	}
-	if !conflict {
-		delete(d.seen[uid], namespace)
-		return
+	if d.verified[uid] == nil {
+		d.verified[uid], d.conflicts[uid] = map[string]string{}, map[string]time.Time{}
 	}
-	if d.seen[uid] == nil {
-		d.seen[uid] = map[string]time.Time{}
+	delete(d.verified[uid], namespace)
+	delete(d.conflicts[uid], namespace)
+	if ours {
+		d.verified[uid][namespace] = hash
+	} else {
+		d.conflicts[uid][namespace] = now
 	}
-	d.seen[uid][namespace] = now
+}
+
+// forget drops a namespace whose copy was removed.
+func (d *dashboardMemory) forget(uid types.UID, namespace string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(d.verified[uid], namespace)
+	delete(d.conflicts[uid], namespace)
 }
 
 // syncDashboard keeps the Dashboard's Secret in the namespaces the policy backs up (sel), removes
-// the policy's copies elsewhere, and sets DashboardReady. Only a transient error is returned.
-func (r *BackupPolicyReconciler) syncDashboard(ctx context.Context, policy *backupv1alpha1.BackupPolicy, sel selection) error {
+// the policy's copies elsewhere, and sets DashboardReady. A namespace is recorded in
+// status.dashboard.namespaces before its copy is created (requeue asks for the reconcile that
+// creates it once that status is written), so no copy is ever made that the status does not
+// name: the status is how copies are found again to be removed. Only transient errors are
+// returned.
+func (r *BackupPolicyReconciler) syncDashboard(ctx context.Context, policy *backupv1alpha1.BackupPolicy, sel selection) (requeue bool, err error) {
 	status := &policy.Status
 	spec := policy.Spec.Dashboard
 	if spec == nil || !spec.Enabled {
 		meta.RemoveStatusCondition(&status.Conditions, backupv1alpha1.ConditionDashboardReady)
-		return r.removeDashboardCopies(ctx, policy, nil)
+		return false, r.removeDashboardCopies(ctx, policy, nil)
 	}
 	if spec.AuthSecretName == "" {
 		r.setDashboardReady(policy, metav1.ConditionTrue, backupv1alpha1.ReasonDashboardSynced,
 			"spec.dashboard.authSecretName is not set: no Secret is copied and the Dashboard reads the registry anonymously")
-		return r.removeDashboardCopies(ctx, policy, nil)
+		return false, r.removeDashboardCopies(ctx, policy, nil)
 	}
 	source, err := r.dashboardSource(ctx, policy)
 	if t, ok := asTerminal(err); ok {
 		// The copies stay as they are: a source being fixed must not cut the Dashboard off meanwhile.
 		r.setDashboardReady(policy, metav1.ConditionFalse, t.reason, t.message)
 		if t.reason == backupv1alpha1.ReasonDashboardPushCredential {
-			return r.removeDashboardCopies(ctx, policy, nil)
+			return false, r.removeDashboardCopies(ctx, policy, nil)
 		}
-		return nil
+		return false, nil
 	}
 	if err != nil {
-		return err
+		return false, err
 	}
-	hash := secretHash(source)
-	targets := slices.Sorted(maps.Keys(sel.Namespaces))
 	if err := r.removeDashboardCopies(ctx, policy, sel.Namespaces); err != nil {
-		return err
+		return false, err
 	}
-	current := map[string]bool{}
-	if status.Dashboard != nil && status.Dashboard.SecretHash == hash {
+	recorded := map[string]bool{}
+	hash := ""
+	if status.Dashboard != nil {
+		hash = status.Dashboard.SecretHash
 		for _, ns := range status.Dashboard.Namespaces {
-			current[ns] = true
+			recorded[ns] = true
 		}
 	}
-	var kept, conflicts []string
+	targets := slices.Sorted(maps.Keys(sel.Namespaces))
+	if !allIn(targets, recorded) {
+		status.Dashboard = dashboardStatus(hash, targets)
+		return true, nil
+	}
+	sourceHash := secretHash(source)
+	var conflicts []string
 	now := r.Clock.Now()
 	for _, ns := range targets {
-		if current[ns] {
-			kept = append(kept, ns)
-			continue
-		}
-		if r.conflicts.recent(policy.UID, ns, now) {
-			conflicts = append(conflicts, ns)
-			continue
-		}
-		ours, err := r.ensureDashboardCopy(ctx, policy, ns, source, hash)
-		if err != nil {
-			// Keep track of every copy that may exist; the next reconcile goes over them again.
-			if status.Dashboard != nil {
-				kept = append(kept, status.Dashboard.Namespaces...)
-				hash = status.Dashboard.SecretHash
+		ours, conflict := r.memory.current(policy.UID, ns, sourceHash, now)
+		if !ours && !conflict {
+			if ours, err = r.ensureDashboardCopy(ctx, policy, ns, source, sourceHash); err != nil {
+				return false, err
 			}
-			status.Dashboard = dashboardStatus(hash, slices.Compact(slices.Sorted(slices.Values(kept))))
-			return err
+			r.memory.record(policy.UID, ns, sourceHash, ours, now)
 		}
-		r.conflicts.set(policy.UID, ns, now, !ours)
-		if ours {
-			kept = append(kept, ns)
-		} else {
+		if !ours {
 			conflicts = append(conflicts, ns)
 		}
 	}
-	status.Dashboard = dashboardStatus(hash, kept)
+	status.Dashboard = dashboardStatus(sourceHash, targets)
 	if len(conflicts) > 0 {
 		r.setDashboardReady(policy, metav1.ConditionFalse, backupv1alpha1.ReasonDashboardSecretConflict, conflictMessage(conflicts))
-		return nil
+		return false, nil
 	}
 	r.setDashboardReady(policy, metav1.ConditionTrue, backupv1alpha1.ReasonDashboardSynced,
-		fmt.Sprintf("Secret %s is in the %d namespaces the policy backs up", backupv1alpha1.DashboardSecretName, len(kept)))
-	return nil
+		fmt.Sprintf("Secret %s is in the %d namespaces the policy backs up", backupv1alpha1.DashboardSecretName, len(targets)))
+	return false, nil
+}
+
+// allIn reports whether every name is in set.
+func allIn(names []string, set map[string]bool) bool {
+	for _, n := range names {
+		if !set[n] {
+			return false
+		}
+	}
+	return true
 }
 
 // dashboardSource reads spec.dashboard.authSecretName (SecretNotFound, InvalidSecret), and refuses
@@ -294,7 +317,7 @@ func (r *BackupPolicyReconciler) ensureDashboardCopy(ctx context.Context, policy
 }
 
 // removeDashboardCopies deletes the policy's copies in the namespaces its status records that are
-// not in keep. The API server selects them by name and the policy-UID label, so no other Secret
+// not in keep, and drops them from the status. The API server selects them by name and the policy-UID label, so no other Secret
 // is read or touched (RBAC: deletecollection, no get or list).
 func (r *BackupPolicyReconciler) removeDashboardCopies(ctx context.Context, policy *backupv1alpha1.BackupPolicy, keep map[string]bool) error {
 	status := &policy.Status
@@ -314,12 +337,14 @@ func (r *BackupPolicyReconciler) removeDashboardCopies(ctx context.Context, poli
 			status.Dashboard = dashboardStatus(status.Dashboard.SecretHash, append(left, status.Dashboard.Namespaces[i:]...))
 			return fmt.Errorf("delete Secret %s/%s: %w", ns, backupv1alpha1.DashboardSecretName, err)
 		}
+		r.memory.forget(policy.UID, ns)
 	}
 	status.Dashboard = dashboardStatus(status.Dashboard.SecretHash, left)
 	return nil
 }
 
 // dashboardStatus is status.dashboard for copies of hash in namespaces (nil when there are none).
+// A hash of "" means the copies were not all made yet.
 func dashboardStatus(hash string, namespaces []string) *backupv1alpha1.DashboardStatus {
 	if len(namespaces) == 0 {
 		return nil
