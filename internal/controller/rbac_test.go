@@ -63,3 +63,50 @@ func TestRBACLeastPrivilege(t *testing.T) {
 		t.Fatal("no rule lets the operator read the registry Secrets at all")
 	}
 }
+
+// TestUserRolesAggregate reads the roles config/rbac gives namespace users: the viewer roles of
+// WorkspaceBackups and WorkspaceRestores aggregate into Kubernetes' view role with read verbs only,
+// the editor roles into edit (and admin) with create and delete besides; none writes status,
+// updates or patches; and config/rbac deploys them all (test/e2e/rbac_test.go checks them as a user).
+func TestUserRolesAggregate(t *testing.T) {
+	dir := filepath.Join(testenv.RepoRoot(), "config", "rbac")
+	kustomization, err := os.ReadFile(filepath.Join(dir, "kustomization.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := []string{"get", "list", "watch"}
+	for _, tt := range []struct {
+		file, aggregateTo string
+		verbs             []string
+	}{
+		{"workspacebackup_viewer_role.yaml", "view", read},
+		{"workspacerestore_viewer_role.yaml", "view", read},
+		{"workspacebackup_editor_role.yaml", "edit", append([]string{"create", "delete"}, read...)},
+		{"workspacerestore_editor_role.yaml", "edit", append([]string{"create", "delete"}, read...)},
+	} {
+		if !bytes.Contains(kustomization, []byte("- "+tt.file)) {
+			t.Errorf("config/rbac/kustomization.yaml does not deploy %s", tt.file)
+		}
+		data, err := os.ReadFile(filepath.Join(dir, tt.file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var role rbacv1.ClusterRole
+		if err := yaml.Unmarshal(data, &role); err != nil {
+			t.Fatalf("%s: %v", tt.file, err)
+		}
+		if role.Labels["rbac.authorization.k8s.io/aggregate-to-"+tt.aggregateTo] != "true" {
+			t.Errorf("%s does not aggregate to %s: labels %v", tt.file, tt.aggregateTo, role.Labels)
+		}
+		for _, rule := range role.Rules {
+			for _, res := range rule.Resources {
+				if res != "workspacebackups" && res != "workspacerestores" {
+					t.Errorf("%s grants %v on %s", tt.file, rule.Verbs, res)
+				}
+			}
+			if got := slices.Sorted(slices.Values(rule.Verbs)); !slices.Equal(got, slices.Sorted(slices.Values(tt.verbs))) {
+				t.Errorf("%s grants %v, want %v", tt.file, got, tt.verbs)
+			}
+		}
+	}
+}
