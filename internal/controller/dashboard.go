@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -379,9 +380,9 @@ func dashboardCopy(policy *backupv1alpha1.BackupPolicy, namespace string, source
 // secretHash is the SHA-256 of a Secret's type and data, keys in order.
 func secretHash(s *corev1.Secret) string {
 	h := sha256.New()
-	fmt.Fprintf(h, "%s\x00", s.Type)
+	h.Write([]byte(string(s.Type) + "\x00"))
 	for _, k := range slices.Sorted(maps.Keys(s.Data)) {
-		fmt.Fprintf(h, "%s\x00%d\x00", k, len(s.Data[k]))
+		h.Write([]byte(k + "\x00" + strconv.Itoa(len(s.Data[k])) + "\x00"))
 		h.Write(s.Data[k])
 	}
 	return hex.EncodeToString(h.Sum(nil))

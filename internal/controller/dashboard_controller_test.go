@@ -9,7 +9,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -299,7 +298,7 @@ var _ = Describe("Che Dashboard", func() {
 			stoppedWorkspace(f.Namespace, "ws")
 			var copied *corev1.Secret
 			Eventually(func(g Gomega) { copied = dashboardSecret(g, f.Namespace); g.Expect(copied).NotTo(BeNil()) }).Should(Succeed())
-			Expect(k8sClient.Delete(ctx, copied, client.Preconditions{UID: ptr.To(types.UID(copied.UID))})).To(Succeed())
+			Expect(k8sClient.Delete(ctx, copied, client.Preconditions{UID: ptr.To(copied.UID)})).To(Succeed())
 
 			source.Data["quay-api-token"] = []byte("token")
 			Expect(k8sClient.Update(ctx, source)).To(Succeed())
