@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -237,18 +238,25 @@ func (r *BackupPolicyReconciler) syncDashboard(ctx context.Context, policy *back
 	}
 	sourceHash := secretHash(source)
 	var conflicts []string
+	var errs []error
 	now := r.Clock.Now()
 	for _, ns := range targets {
 		ours, conflict := r.memory.current(policy.UID, ns, sourceHash, now)
 		if !ours && !conflict {
+			// One namespace that refuses (a quota on Secrets) must not hold up the others.
 			if ours, err = r.ensureDashboardCopy(ctx, policy, ns, source, sourceHash); err != nil {
-				return false, err
+				errs = append(errs, err)
+				continue
 			}
 			r.memory.record(policy.UID, ns, sourceHash, ours, now)
 		}
 		if !ours {
 			conflicts = append(conflicts, ns)
 		}
+	}
+	if len(errs) > 0 {
+		status.Dashboard = dashboardStatus(hash, targets) // not all copies are current yet
+		return false, errors.Join(errs...)
 	}
 	status.Dashboard = dashboardStatus(sourceHash, targets)
 	if len(conflicts) > 0 {
@@ -297,7 +305,10 @@ func (r *BackupPolicyReconciler) ensureDashboardCopy(ctx context.Context, policy
 	want := dashboardCopy(policy, namespace, source, hash)
 	err := r.Create(ctx, want)
 	if err == nil || !apierrors.IsAlreadyExists(err) {
-		return err == nil, client.IgnoreNotFound(err) // a namespace being deleted is no conflict
+		if err != nil {
+			err = fmt.Errorf("create Secret %s/%s: %w", namespace, backupv1alpha1.DashboardSecretName, err)
+		}
+		return err == nil, err
 	}
 	existing := &corev1.Secret{}
 	if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(want), existing); err != nil {

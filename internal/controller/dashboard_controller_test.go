@@ -5,6 +5,7 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	admissionv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -291,6 +292,56 @@ var _ = Describe("Che Dashboard", func() {
 				return s
 			}, backupv1alpha1.ReasonInvalidSecret),
 		)
+
+		It("keeps the other namespaces' copies when one namespace refuses the Secret", func() {
+			source := dockerConfigSecret("cmVhZGVyOnB3")
+			label := "fixture-" + rand.String(8)
+			// The refusing namespace sorts first, so a loop that stopped there would never reach the other.
+			refusing, accepting := "a-"+rand.String(8), "z-"+rand.String(8)
+			for ns, l := range map[string]map[string]string{refusing: {"fixture": label, "deny-secrets": label}, accepting: {"fixture": label}} {
+				Expect(k8sClient.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: l}})).To(Succeed())
+			}
+			vap := &admissionv1.ValidatingAdmissionPolicy{
+				ObjectMeta: metav1.ObjectMeta{Name: "deny-secrets-" + rand.String(5)},
+				Spec: admissionv1.ValidatingAdmissionPolicySpec{
+					FailurePolicy: ptr.To(admissionv1.Fail),
+					MatchConstraints: &admissionv1.MatchResources{ResourceRules: []admissionv1.NamedRuleWithOperations{{
+						RuleWithOperations: admissionv1.RuleWithOperations{
+							Operations: []admissionv1.OperationType{admissionv1.Create},
+							Rule:       admissionv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"secrets"}},
+						},
+					}}},
+					Validations: []admissionv1.Validation{{Expression: "false", Message: "no Secrets here"}},
+				},
+			}
+			Expect(k8sClient.Create(ctx, vap)).To(Succeed())
+			binding := &admissionv1.ValidatingAdmissionPolicyBinding{
+				ObjectMeta: metav1.ObjectMeta{Name: vap.Name},
+				Spec: admissionv1.ValidatingAdmissionPolicyBindingSpec{PolicyName: vap.Name,
+					ValidationActions: []admissionv1.ValidationAction{admissionv1.Deny},
+					MatchResources: &admissionv1.MatchResources{NamespaceSelector: &metav1.LabelSelector{
+						MatchLabels: map[string]string{"deny-secrets": label}}}},
+			}
+			Expect(k8sClient.Create(ctx, binding)).To(Succeed())
+			DeferCleanup(func() {
+				Expect(k8sClient.Delete(ctx, binding)).To(Succeed())
+				Expect(k8sClient.Delete(ctx, vap)).To(Succeed())
+			})
+			Eventually(func() error {
+				probe := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{GenerateName: "probe-", Namespace: refusing}}
+				return k8sClient.Create(ctx, probe, client.DryRunAll)
+			}).ShouldNot(Succeed())
+			stoppedWorkspace(refusing, "ws")
+			stoppedWorkspace(accepting, "ws")
+			p := createPolicy(map[string]string{"fixture": label}, func(s *backupv1alpha1.BackupPolicySpec) {
+				s.Suspend = true
+				s.Dashboard = &backupv1alpha1.DashboardSpec{Enabled: true, AuthSecretName: source.Name}
+			})
+			Eventually(func(g Gomega) *corev1.Secret { return dashboardSecret(g, accepting) }).ShouldNot(BeNil())
+			Expect(dashboardSecret(Default, refusing)).To(BeNil())
+			// Both stay recorded, so the refused one is retried and removed if it ever gets a copy.
+			Expect(getPolicy(p.Name).Status.Dashboard.Namespaces).To(ConsistOf(refusing, accepting))
+		})
 
 		It("notices a copy deleted by hand when the source changes", func() {
 			source := dockerConfigSecret("cmVhZGVyOnB3")
