@@ -1,6 +1,9 @@
 package controller
 
 import (
+	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -15,7 +18,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	backupv1alpha1 "github.com/dwbackup/devworkspace-backup-operator/api/v1alpha1"
+	"github.com/dwbackup/devworkspace-backup-operator/internal/dashboardtest"
 	"github.com/dwbackup/devworkspace-backup-operator/internal/mover"
+	"github.com/dwbackup/devworkspace-backup-operator/internal/registry"
+	"github.com/dwbackup/devworkspace-backup-operator/internal/registry/registrytest"
 )
 
 // withDashboard turns spec.dashboard on with a Secret name ("" = none).
@@ -35,6 +41,19 @@ func dockerConfigSecret(user string) *corev1.Secret {
 	}
 	Expect(k8sClient.Create(ctx, s)).To(Succeed())
 	DeferCleanup(func() { Expect(client.IgnoreNotFound(k8sClient.Delete(ctx, s))).To(Succeed()) })
+	return s
+}
+
+// registryUserSecret creates a dockerconfigjson Secret in the operator namespace for one user of host.
+func registryUserSecret(host, user, password string) *corev1.Secret {
+	GinkgoHelper()
+	auth := strings.TrimPrefix(dashboardtest.BasicAuth(user, password), "Basic ")
+	s := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: operatorNamespace, Name: user + "-" + rand.String(6)},
+		Type:       corev1.SecretTypeDockerConfigJson,
+		Data:       map[string][]byte{corev1.DockerConfigJsonKey: []byte(`{"auths":{"` + host + `":{"auth":"` + auth + `"}}}`)},
+	}
+	Expect(k8sClient.Create(ctx, s)).To(Succeed())
 	return s
 }
 
@@ -130,6 +149,52 @@ var _ = Describe("Che Dashboard", func() {
 			Expect(getWorkspace(f.Namespace, "my-ws").GetAnnotations()).NotTo(HaveKey(backupv1alpha1.AnnotationLastBackupSuccessful))
 			Expect(getWorkspace(g.Namespace, "eph").GetAnnotations()).NotTo(HaveKey(backupv1alpha1.AnnotationLastBackupSuccessful))
 		})
+	})
+
+	It("shows our backup through the reads the Dashboard makes, against a registry with TLS and passwords", func() {
+		ca := registrytest.NewCA(GinkgoT())
+		reg := registrytest.StartDistributionWith(GinkgoT(), registrytest.DistributionOptions{
+			TLS: ca, Users: map[string]string{"pusher": "push-pw", "reader": "read-pw"}})
+		push, read := registryUserSecret(reg.Host, "pusher", "push-pw"), registryUserSecret(reg.Host, "reader", "read-pw")
+		caMap := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: operatorNamespace, Name: "ca-" + rand.String(6)},
+			Data: map[string]string{"ca.crt": string(ca.CertPEM)}}
+		Expect(k8sClient.Create(ctx, caMap)).To(Succeed())
+		registryPath := reg.Host + "/org/backups" // DWOC config.workspace.backupCronJob.registry.path
+		f := newBackupFixture(withDashboard(read.Name), func(p *backupv1alpha1.BackupPolicy) {
+			p.Spec.Registry = backupv1alpha1.RegistrySpec{Repository: registryPath, AuthSecretName: push.Name,
+				CABundle: &backupv1alpha1.CABundleSource{ConfigMapName: caMap.Name, Key: "ca.crt"}}
+		})
+		stoppedWorkspace(f.Namespace, "my-ws")
+		b := manualBackup(f.Namespace, "my-ws", f.Policy.Name)
+		repo, tag := splitReference(eventuallyPhase(b, backupv1alpha1.BackupRunning).Status.Artifact.Reference)
+		dir := GinkgoT().TempDir()
+		Expect(os.WriteFile(filepath.Join(dir, "main.go"), []byte("package main\n"), 0o600)).To(Succeed())
+		res := mover.Backup(ctx, mover.BackupOptions{Source: dir, Repository: repo, Tag: tag, Workspace: "my-ws",
+			Namespace: f.Namespace, Registry: registry.Options{DockerConfigJSON: push.Data[corev1.DockerConfigJsonKey], CAPEM: ca.CertPEM}})
+		Expect(res.Phase).To(Equal(mover.PhaseSucceeded), res.Message)
+		finishJobAsIs(moverJob(b), true, &res, "")
+		done := eventuallyPhase(b, backupv1alpha1.BackupSucceeded)
+
+		var view dashboardtest.View
+		Eventually(func(g Gomega) {
+			var err error
+			view, err = dashboardtest.Read(ctx, k8sClient, ca.CertPEM, registryPath, f.Namespace, "my-ws")
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(view.Authorization).To(Equal(dashboardtest.BasicAuth("reader", "read-pw")), "the Secret's credentials")
+			g.Expect(view.Annotations).To(HaveKeyWithValue(backupv1alpha1.AnnotationLastBackupSuccessful, "true"))
+		}).Should(Succeed())
+		Expect(view.CatalogStatus).To(Equal(200))
+		Expect(view.Workspaces).To(ConsistOf("my-ws"), "the catalog under <path>/<namespace>/")
+		Expect(view.Annotations).To(HaveKeyWithValue(backupv1alpha1.AnnotationLastBackupFinishedAt,
+			done.Status.CompletionTime.UTC().Format(time.RFC3339Nano)))
+		manifest, status, err := dashboardtest.Get(ctx, ca.CertPEM,
+			"https://"+reg.Host+"/v2/org/backups/"+f.Namespace+"/my-ws/manifests/latest", view.Authorization)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(status).To(Equal(200), string(manifest))
+		Expect("sha256:" + sha256Hex(string(manifest))).To(Equal(done.Status.Artifact.Digest), "latest is this backup")
+		_, status, err = dashboardtest.Get(ctx, ca.CertPEM, "https://"+reg.Host+"/v2/_catalog?n=1000", "")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(status).To(Equal(401), "without the Secret the Dashboard sees nothing")
 	})
 
 	Context("the namespace Secret", func() {

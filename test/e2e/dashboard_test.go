@@ -5,13 +5,8 @@ package e2e
 import (
 	"context"
 	"crypto/sha256"
-	"crypto/tls"
-	"crypto/x509"
-	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -24,96 +19,14 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	backupv1alpha1 "github.com/dwbackup/devworkspace-backup-operator/api/v1alpha1"
+	"github.com/dwbackup/devworkspace-backup-operator/internal/dashboardtest"
 	"github.com/dwbackup/devworkspace-backup-operator/internal/registry/registrytest"
 )
-
-// dashboardView is what Che's Dashboard shows for one namespace, found by the reads its backend
-// makes (eclipse-che/che-dashboard, packages/dashboard-backend/src/devworkspaceClient/services/
-// backupApi.ts and registryApi.ts, with externalRegistry/OciRegistryClient.ts):
-//   - the Secret devworkspace-backup-registry-auth in the namespace, read with the developer's
-//     rights; its .dockerconfigjson entry for the registry host becomes "Basic <auth>";
-//   - GET https://<host>/v2/_catalog?n=1000 with that header; the repositories under
-//     <org>/<path>/<namespace>/ (registry.path = <host>/<org>/<path>) are the workspaces with backups;
-//   - each DevWorkspace's annotations last-backup-successful, last-backup-finished-at and
-//     last-backup-error give the status, and <registry.path>/<namespace>/<workspace>:latest is what
-//     its restore pulls.
-type dashboardView struct {
-	catalogStatus int
-	workspaces    []string          // from the catalog
-	annotations   map[string]string // of the DevWorkspace asked for
-}
-
-// readAsDashboard makes the Dashboard's reads for namespace and workspace, as user (through the
-// API server, with the user's rights) and over HTTPS trusting ca.
-func readAsDashboard(ctx context.Context, user client.Client, ca []byte,
-	registryPath, namespace, workspace string) dashboardView {
-	GinkgoHelper()
-	host, repoPath, _ := strings.Cut(registryPath, "/")
-	org, path, _ := strings.Cut(repoPath, "/")
-	auth := ""
-	secret := &corev1.Secret{}
-	err := user.Get(ctx, client.ObjectKey{Namespace: namespace, Name: backupv1alpha1.DashboardSecretName}, secret)
-	if err == nil {
-		var cfg struct {
-			Auths map[string]struct{ Auth string } `json:"auths"`
-		}
-		Expect(json.Unmarshal(secret.Data[corev1.DockerConfigJsonKey], &cfg)).To(Succeed())
-		if a := cfg.Auths[host].Auth; a != "" {
-			auth = "Basic " + strings.TrimSpace(a)
-		}
-	} else {
-		Expect(apierrors.IsNotFound(err)).To(BeTrue(), "reading the Secret: %v", err)
-	}
-
-	view := dashboardView{}
-	body, status := httpsGet(ctx, ca, "https://"+host+"/v2/_catalog?n=1000", auth)
-	view.catalogStatus = status
-	if status == http.StatusOK {
-		var catalog struct{ Repositories []string }
-		Expect(json.Unmarshal(body, &catalog)).To(Succeed())
-		prefix := org + "/" + namespace + "/"
-		if path != "" {
-			prefix = org + "/" + path + "/" + namespace + "/"
-		}
-		for _, repo := range catalog.Repositories {
-			if name, ok := strings.CutPrefix(repo, prefix); ok && name != "" && !strings.Contains(name, "/") {
-				view.workspaces = append(view.workspaces, name)
-			}
-		}
-	}
-	dw := &unstructured.Unstructured{}
-	dw.SetGroupVersionKind(devWorkspaceGVK)
-	Expect(user.Get(ctx, client.ObjectKey{Namespace: namespace, Name: workspace}, dw)).To(Succeed())
-	view.annotations = dw.GetAnnotations()
-	return view
-}
-
-// httpsGet is one GET as the Dashboard's Node.js https.get makes it: TLS verified against ca.
-func httpsGet(ctx context.Context, ca []byte, url, authorization string) ([]byte, int) {
-	GinkgoHelper()
-	pool := x509.NewCertPool()
-	Expect(pool.AppendCertsFromPEM(ca)).To(BeTrue())
-	hc := &http.Client{Timeout: 10 * time.Second,
-		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	Expect(err).NotTo(HaveOccurred())
-	if authorization != "" {
-		req.Header.Set("Authorization", authorization)
-	}
-	req.Header.Set("Accept", "application/vnd.oci.image.manifest.v1+json")
-	resp, err := hc.Do(req)
-	Expect(err).NotTo(HaveOccurred())
-	defer func() { _ = resp.Body.Close() }()
-	body, err := io.ReadAll(resp.Body)
-	Expect(err).NotTo(HaveOccurred())
-	return body, resp.StatusCode
-}
 
 // impersonating is a client that acts as user with only the rights RBAC gives that user.
 func impersonating(user string) client.Client {
@@ -166,7 +79,7 @@ func operatorObject(ctx context.Context, obj client.Object) {
 
 // dockerConfig is a .dockerconfigjson for one registry host.
 func dockerConfig(host, user, password string) []byte {
-	auth := base64.StdEncoding.EncodeToString([]byte(user + ":" + password))
+	auth := strings.TrimPrefix(dashboardtest.BasicAuth(user, password), "Basic ")
 	return []byte(fmt.Sprintf(`{"auths":{%q:{"auth":%q}}}`, host, auth))
 }
 
@@ -210,10 +123,12 @@ var _ = Describe("Che Dashboard", func() {
 		By("before any backup: the Secret is there, the catalog has nothing, the workspace reads as never backed up")
 		secretKey := client.ObjectKey{Namespace: ns, Name: backupv1alpha1.DashboardSecretName}
 		Eventually(func() error { return dev.Get(ctx, secretKey, &corev1.Secret{}) }).Should(Succeed())
-		before := readAsDashboard(ctx, dev, ca.CertPEM, registryPath, ns, good.Name)
-		Expect(before.catalogStatus).To(Equal(http.StatusOK))
-		Expect(before.workspaces).To(BeEmpty())
-		Expect(before.annotations).NotTo(HaveKey(backupv1alpha1.AnnotationLastBackupSuccessful))
+		before, err := dashboardtest.Read(ctx, dev, ca.CertPEM, registryPath, ns, good.Name)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(before.Authorization).To(Equal(dashboardtest.BasicAuth("reader", "read-"+fx.id)))
+		Expect(before.CatalogStatus).To(Equal(http.StatusOK))
+		Expect(before.Workspaces).To(BeEmpty())
+		Expect(before.Annotations).NotTo(HaveKey(backupv1alpha1.AnnotationLastBackupSuccessful))
 
 		By("a backup that succeeds and one that fails")
 		ok := fx.waitForBackup(ctx, ns, fx.createBackup(ctx, good, "good-1", p.Name).Name, 3*time.Minute)
@@ -222,43 +137,47 @@ var _ = Describe("Che Dashboard", func() {
 		Expect(bad.Status.Phase).To(Equal(backupv1alpha1.BackupFailed))
 		Expect(readyReason(bad.Status.Conditions)).To(Equal(backupv1alpha1.ReasonUnreadableFile))
 
-		var view, brokenView dashboardView
+		var view, brokenView dashboardtest.View
 		Eventually(func(g Gomega) {
-			view = readAsDashboard(ctx, dev, ca.CertPEM, registryPath, ns, good.Name)
-			g.Expect(view.annotations).To(HaveKey(backupv1alpha1.AnnotationLastBackupSuccessful))
-			brokenView = readAsDashboard(ctx, dev, ca.CertPEM, registryPath, ns, broken.Name)
-			g.Expect(brokenView.annotations).To(HaveKey(backupv1alpha1.AnnotationLastBackupSuccessful))
+			var err error
+			view, err = dashboardtest.Read(ctx, dev, ca.CertPEM, registryPath, ns, good.Name)
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(view.Annotations).To(HaveKey(backupv1alpha1.AnnotationLastBackupSuccessful))
+			brokenView, err = dashboardtest.Read(ctx, dev, ca.CertPEM, registryPath, ns, broken.Name)
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(brokenView.Annotations).To(HaveKey(backupv1alpha1.AnnotationLastBackupSuccessful))
 		}).Should(Succeed())
 		AddReportEntry("Dashboard view of "+good.Name,
-			fmt.Sprintf("catalog %d %v; annotations %v", view.catalogStatus, view.workspaces, view.annotations))
-		AddReportEntry("Dashboard view of "+broken.Name, fmt.Sprintf("annotations %v", brokenView.annotations))
+			fmt.Sprintf("catalog %d %v; annotations %v", view.CatalogStatus, view.Workspaces, view.Annotations))
+		AddReportEntry("Dashboard view of "+broken.Name, fmt.Sprintf("annotations %v", brokenView.Annotations))
 
 		By("the catalog lists the workspace that has a backup, under <path>/<namespace>/")
-		Expect(view.catalogStatus).To(Equal(http.StatusOK))
-		Expect(view.workspaces).To(ConsistOf(good.Name))
+		Expect(view.CatalogStatus).To(Equal(http.StatusOK))
+		Expect(view.Workspaces).To(ConsistOf(good.Name))
 
 		By("its status: successful, finished when the backup completed (RFC 3339, as DWO writes it)")
-		Expect(view.annotations).To(HaveKeyWithValue(backupv1alpha1.AnnotationLastBackupSuccessful, "true"))
-		finished, err := time.Parse(time.RFC3339Nano, view.annotations[backupv1alpha1.AnnotationLastBackupFinishedAt])
+		Expect(view.Annotations).To(HaveKeyWithValue(backupv1alpha1.AnnotationLastBackupSuccessful, "true"))
+		finished, err := time.Parse(time.RFC3339Nano, view.Annotations[backupv1alpha1.AnnotationLastBackupFinishedAt])
 		Expect(err).NotTo(HaveOccurred())
 		Expect(finished).To(BeTemporally("==", ok.Status.CompletionTime.Time))
-		Expect(view.annotations).NotTo(HaveKey(backupv1alpha1.AnnotationLastBackupError))
+		Expect(view.Annotations).NotTo(HaveKey(backupv1alpha1.AnnotationLastBackupError))
 
 		By("the failed one: not successful, with the cause as the Dashboard shows it")
-		Expect(brokenView.annotations).To(HaveKeyWithValue(backupv1alpha1.AnnotationLastBackupSuccessful, "false"))
-		Expect(brokenView.annotations).To(HaveKeyWithValue(backupv1alpha1.AnnotationLastBackupError,
+		Expect(brokenView.Annotations).To(HaveKeyWithValue(backupv1alpha1.AnnotationLastBackupSuccessful, "false"))
+		Expect(brokenView.Annotations).To(HaveKeyWithValue(backupv1alpha1.AnnotationLastBackupError,
 			And(ContainSubstring(backupv1alpha1.ReasonUnreadableFile), ContainSubstring("secret.key"))))
 
 		By("<registry.path>/<namespace>/<workspace>:latest, what the Dashboard's restore pulls, is the backup")
-		basic := "Basic " + base64.StdEncoding.EncodeToString([]byte("reader:read-"+fx.id))
 		manifestURL := fmt.Sprintf("https://%s/v2/e2e-%s/dash/%s/%s/manifests/latest", reg.Host, fx.id, ns, good.Name)
-		body, status := httpsGet(ctx, ca.CertPEM, manifestURL, basic)
+		body, status, err := dashboardtest.Get(ctx, ca.CertPEM, manifestURL, view.Authorization)
+		Expect(err).NotTo(HaveOccurred())
 		Expect(status).To(Equal(http.StatusOK), string(body))
 		Expect(string(body)).To(ContainSubstring(dwoArtifactType))
 		Expect(digestOf(body)).To(Equal(ok.Status.Artifact.Digest))
 
 		By("without the Secret's credentials the registry answers 401: the Dashboard needs the copy")
-		_, status = httpsGet(ctx, ca.CertPEM, "https://"+reg.Host+"/v2/_catalog?n=1000", "")
+		_, status, err = dashboardtest.Get(ctx, ca.CertPEM, "https://"+reg.Host+"/v2/_catalog?n=1000", "")
+		Expect(err).NotTo(HaveOccurred())
 		Expect(status).To(Equal(http.StatusUnauthorized))
 
 		By("the option turned off: the copy goes; the policy deleted: garbage collection takes a new copy")
