@@ -191,7 +191,7 @@ var _ = Describe("Che Dashboard", func() {
 			"https://"+reg.Host+"/v2/org/backups/"+f.Namespace+"/my-ws/manifests/latest", view.Authorization)
 		Expect(err).NotTo(HaveOccurred())
 		Expect(status).To(Equal(200), string(manifest))
-		Expect("sha256:" + sha256Hex(string(manifest))).To(Equal(done.Status.Artifact.Digest), "latest is this backup")
+		Expect("sha256:"+sha256Hex(string(manifest))).To(Equal(done.Status.Artifact.Digest), "latest is this backup")
 		_, status, err = dashboardtest.Get(ctx, ca.CertPEM, "https://"+reg.Host+"/v2/_catalog?n=1000", "")
 		Expect(err).NotTo(HaveOccurred())
 		Expect(status).To(Equal(401), "without the Secret the Dashboard sees nothing")
