@@ -26,7 +26,11 @@ func canI(ctx context.Context, user, namespace, verb, resource string, extra ...
 		args = append(args, "-n", namespace)
 	}
 	out, _ := env.kubectl(ctx, args...) // "no" exits 1
-	return strings.TrimSpace(out)
+	lines := strings.Fields(out)        // the answer comes last, after any warning
+	if len(lines) == 0 {
+		return ""
+	}
+	return lines[len(lines)-1]
 }
 
 var _ = Describe("Namespace users with Kubernetes' built-in roles", func() {
