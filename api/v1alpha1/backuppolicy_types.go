@@ -24,6 +24,7 @@ import (
 
 // BackupPolicySpec says when the storage of which stopped workspaces is backed up, where to, and how
 // much history is kept.
+// +kubebuilder:validation:XValidation:rule="!has(self.dashboard) || !has(self.dashboard.authSecretName) || !has(self.registry.authSecretName) || self.dashboard.authSecretName != self.registry.authSecretName",message="spec.dashboard.authSecretName must not be spec.registry.authSecretName: the Dashboard's Secret is copied into every workspace namespace, so give it a read-only credential, never the push credential"
 type BackupPolicySpec struct {
 	// schedule is when backups run: a 5-field cron expression ("0 2 * * *") or one of @yearly,
 	// @monthly, @weekly, @daily, @hourly, evaluated in timeZone. @every and TZ=/CRON_TZ= prefixes are
@@ -100,6 +101,11 @@ type BackupPolicySpec struct {
 	// registry must list its catalog and tags (docs/import.md).
 	// +optional
 	ImportHistory bool `json:"importHistory,omitempty"`
+
+	// dashboard makes this policy's backups visible in Che's Dashboard, as DevWorkspace Operator's
+	// own backups are (docs/dashboard.md).
+	// +optional
+	Dashboard *DashboardSpec `json:"dashboard,omitempty"`
 }
 
 // HistoryImportStatus is what the last history import of a policy found.
@@ -141,6 +147,43 @@ type HistoryImportStatus struct {
 	// +listType=set
 	// +kubebuilder:validation:MaxItems=50
 	MissingNamespaces []string `json:"missingNamespaces,omitempty"`
+}
+
+// DashboardSpec is what Che's Dashboard reads about backups, kept by the operator when enabled:
+// the annotations controller.devfile.io/last-backup-successful, last-backup-finished-at and
+// last-backup-error on each DevWorkspace after each finished backup, and a Secret
+// devworkspace-backup-registry-auth in each namespace the policy backs up.
+type DashboardSpec struct {
+	// enabled turns on the DevWorkspace annotations and the namespace Secrets. Turning it off (or
+	// deleting the policy) removes the Secrets the operator made; the annotations stay.
+	// +optional
+	Enabled bool `json:"enabled,omitempty"`
+
+	// authSecretName is a kubernetes.io/dockerconfigjson Secret in the operator's namespace holding
+	// a read-only credential for the registry, copied as devworkspace-backup-registry-auth into each
+	// namespace the policy backs up, where the Dashboard reads it with the developer's rights. Never
+	// the push credential of spec.registry.authSecretName. Unset: no Secret (the Dashboard reads the
+	// registry anonymously).
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`
+	AuthSecretName string `json:"authSecretName,omitempty"`
+}
+
+// DashboardStatus records the Secrets the operator made for Che's Dashboard, so it removes them
+// when a namespace leaves the policy or the option is turned off, without listing Secrets.
+type DashboardStatus struct {
+	// secretHash is the SHA-256 of the type and data of spec.dashboard.authSecretName the copies
+	// were last checked against; empty while copies for newly recorded namespaces are being made.
+	// +optional
+	SecretHash string `json:"secretHash,omitempty"`
+
+	// namespaces are where the policy keeps a devworkspace-backup-registry-auth Secret: each holds
+	// its copy, or a Secret it did not make that DashboardReady reports. A namespace is recorded
+	// before its copy is created, and its copy is removed when it leaves this list.
+	// +optional
+	// +listType=set
+	Namespaces []string `json:"namespaces,omitempty"`
 }
 
 // RegistrySpec is where artifacts go: <repository>/<namespace>/<workspace>:<tag>.
@@ -310,6 +353,10 @@ type BackupPolicyStatus struct {
 	// historyImport is what the last import of spec.importHistory found.
 	// +optional
 	HistoryImport *HistoryImportStatus `json:"historyImport,omitempty"`
+
+	// dashboard records the Secrets made for Che's Dashboard (spec.dashboard).
+	// +optional
+	Dashboard *DashboardStatus `json:"dashboard,omitempty"`
 }
 
 // +kubebuilder:object:root=true

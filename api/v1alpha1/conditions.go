@@ -28,6 +28,10 @@ const (
 	// registry's history ran to its end; False with ReasonRegistryListingUnsupported,
 	// ReasonNamespacesMissing or ReasonImportFailed.
 	ConditionHistoryImported = "HistoryImported"
+	// ConditionDashboardReady, on a policy with spec.dashboard.enabled only: True when every
+	// namespace the policy backs up has the Dashboard's Secret (or none is asked for); False with
+	// the reason otherwise. Backups run either way.
+	ConditionDashboardReady = "DashboardReady"
 )
 
 // Reasons of the Ready and Stalled conditions. The mover reports the reasons marked "mover" in its
@@ -138,6 +142,17 @@ const (
 	// ReasonImportFailed: the history import failed for a reason that may pass (the registry
 	// unreachable); it is retried.
 	ReasonImportFailed = "ImportFailed"
+
+	// ReasonDashboardSynced (DashboardReady): the Dashboard's Secret is in every namespace the
+	// policy backs up.
+	ReasonDashboardSynced = "DashboardSynced"
+	// ReasonDashboardSecretConflict (DashboardReady): a devworkspace-backup-registry-auth Secret
+	// that the policy did not make (DWO's, or a person's) is in the namespaces the message names;
+	// it is never overwritten or deleted.
+	ReasonDashboardSecretConflict = "DashboardSecretConflict"
+	// ReasonDashboardPushCredential (DashboardReady): spec.dashboard.authSecretName holds the same
+	// credentials as spec.registry.authSecretName; nothing is copied and earlier copies are removed.
+	ReasonDashboardPushCredential = "DashboardPushCredential"
 )
 
 // Labels, annotations and finalizers the operator sets.
@@ -168,6 +183,19 @@ const (
 	AnnotationImportHistory = "backup.dwbackup.io/import-history"
 	// FinalizerArtifact guards a WorkspaceBackup's registry content.
 	FinalizerArtifact = "backup.dwbackup.io/artifact"
+
+	// DashboardSecretName is the Secret Che's Dashboard (and DWO's restore) reads registry
+	// credentials from in a workspace namespace.
+	DashboardSecretName = "devworkspace-backup-registry-auth"
+	// AnnotationDashboardSourceHash on a Dashboard Secret copy: the SHA-256 of the source Secret's
+	// type and data it was copied from.
+	AnnotationDashboardSourceHash = "backup.dwbackup.io/source-hash"
+	// AnnotationLastBackupSuccessful, AnnotationLastBackupFinishedAt and AnnotationLastBackupError are
+	// DWO's DevWorkspace annotations that Che's Dashboard reads: "true"/"false", RFC 3339 (with
+	// nanoseconds when there are any), and the failure's message (at most 1024 characters).
+	AnnotationLastBackupSuccessful = "controller.devfile.io/last-backup-successful"
+	AnnotationLastBackupFinishedAt = "controller.devfile.io/last-backup-finished-at"
+	AnnotationLastBackupError      = "controller.devfile.io/last-backup-error"
 )
 
 // Trigger says who made a WorkspaceBackup.

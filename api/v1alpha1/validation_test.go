@@ -98,6 +98,12 @@ var _ = Describe("CRD validation", func() {
 		Entry("backup with an upper-case workspace", "WorkspaceBackup", "spec.workspaceName", "My-WS", "spec.workspaceName", "should match"),
 		Entry("restore with neither source", "WorkspaceRestore", "spec.backupName", nil, "spec", "exactly one of spec.backupName and spec.artifactReference"),
 		Entry("restore with both sources", "WorkspaceRestore", "spec.artifactReference", "registry.example.com/backups/default/my-ws:latest", "spec", "exactly one of spec.backupName and spec.artifactReference"),
+		Entry("dashboard Secret that is the push credential", "BackupPolicy", "spec", map[string]any{
+			"schedule": "0 2 * * *", "registry": map[string]any{"repository": "registry.example.com/backups", "authSecretName": "push"},
+			"dashboard": map[string]any{"enabled": true, "authSecretName": "push"},
+		}, "spec", "must not be spec.registry.authSecretName"),
+		Entry("dashboard Secret with an invalid name", "BackupPolicy", "spec.dashboard", map[string]any{"enabled": true, "authSecretName": "Read_Only"},
+			"spec.dashboard.authSecretName", "should match"),
 		Entry("restore with a malformed artifactReference", "WorkspaceRestore", "spec", map[string]any{"workspaceName": "my-ws", "policyName": "nightly", "artifactReference": "https://registry.example.com/x:1"}, "spec.artifactReference", "host[:port]/path:tag"),
 	)
 
@@ -123,6 +129,11 @@ var _ = Describe("CRD validation", func() {
 		Entry("@daily", "BackupPolicy", "spec.schedule", "@daily"),
 		Entry("cron with lists, ranges and steps", "BackupPolicy", "spec.schedule", "*/15 8-18 * * MON-FRI"),
 		Entry("a 63-character policy name", "BackupPolicy", "metadata.name", strings.Repeat("p", 63)),
+		Entry("dashboard with its own read-only Secret", "BackupPolicy", "spec", map[string]any{
+			"schedule": "0 2 * * *", "registry": map[string]any{"repository": "registry.example.com/backups", "authSecretName": "push"},
+			"dashboard": map[string]any{"enabled": true, "authSecretName": "read-only"},
+		}),
+		Entry("dashboard without a Secret (anonymous reads)", "BackupPolicy", "spec.dashboard", map[string]any{"enabled": true}),
 		Entry("restore from a digest reference", "WorkspaceRestore", "spec", map[string]any{
 			"workspaceName": "my-ws", "policyName": "nightly",
 			"artifactReference": "127.0.0.1:5000/backups/default/my-ws@sha256:" + strings.Repeat("0", 64),

@@ -75,6 +75,8 @@ type BackupPolicyReconciler struct {
 	intervals *intervalCache
 	// imports remembers the history imports this process ran (historyimport_step.go).
 	imports importMemory
+	// memory is what this process verified of the Dashboard's Secret copies (dashboard.go).
+	memory dashboardMemory
 }
 
 // +kubebuilder:rbac:groups=backup.dwbackup.io,resources=backuppolicies,verbs=get;list;watch;update;patch
@@ -85,6 +87,8 @@ type BackupPolicyReconciler struct {
 // +kubebuilder:rbac:groups="",namespace=dwbackup-system,resources=secrets,verbs=get
 // +kubebuilder:rbac:groups="",namespace=dwbackup-system,resources=configmaps,verbs=get
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=create;deletecollection
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;update,resourceNames=devworkspace-backup-registry-auth
 
 // Reconcile reads the policy, runs the pipeline and writes the status once.
 func (r *BackupPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
@@ -135,6 +139,14 @@ func (r *BackupPolicyReconciler) reconcilePolicy(ctx context.Context, policy *ba
 	next, err := r.processSlot(ctx, policy, valid, sel, state.backups, now)
 	if err != nil {
 		return ctrl.Result{}, err
+	}
+	recordedFirst, err := r.syncDashboard(ctx, policy, sel)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if recordedFirst {
+		// The copies are made once the status naming their namespaces is written.
+		return ctrl.Result{RequeueAfter: time.Second}, nil
 	}
 	// Look again at the next slot, or earlier when a workspace becomes unprotected before it.
 	if !crossing.IsZero() && (next.IsZero() || crossing.Before(next)) {
@@ -347,7 +359,9 @@ func requeueAt(now, next time.Time, recheck bool) ctrl.Result {
 
 // referencesRegistryObjects: the policy names a Secret or CA ConfigMap that is not watched.
 func referencesRegistryObjects(policy *backupv1alpha1.BackupPolicy) bool {
-	return policy.Spec.Registry.AuthSecretName != "" || policy.Spec.Registry.CABundle != nil
+	d := policy.Spec.Dashboard
+	return policy.Spec.Registry.AuthSecretName != "" || policy.Spec.Registry.CABundle != nil ||
+		(d != nil && d.Enabled && d.AuthSecretName != "")
 }
 
 // reportInvalid records a Warning event when the policy becomes stalled or its problem changes,

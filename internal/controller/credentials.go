@@ -77,22 +77,11 @@ func readRegistryAuth(ctx context.Context, reader client.Reader, operatorNamespa
 func readPolicyCredentials(ctx context.Context, reader client.Reader, operatorNamespace string,
 	reg backupv1alpha1.RegistrySpec) (config, ca []byte, err error) {
 	if reg.AuthSecretName != "" {
-		secret := &corev1.Secret{}
-		key := client.ObjectKey{Namespace: operatorNamespace, Name: reg.AuthSecretName}
-		if err := reader.Get(ctx, key, secret); err != nil {
-			if apierrors.IsNotFound(err) {
-				return nil, nil, terminalf(backupv1alpha1.ReasonSecretNotFound, "spec.registry.authSecretName: Secret %s not found", key)
-			}
-			return nil, nil, fmt.Errorf("reading Secret %s: %w", key, err)
+		secret, err := readDockerConfigSecret(ctx, reader, operatorNamespace, reg.AuthSecretName, "spec.registry.authSecretName")
+		if err != nil {
+			return nil, nil, err
 		}
-		if secret.Type != corev1.SecretTypeDockerConfigJson {
-			return nil, nil, terminalf(backupv1alpha1.ReasonInvalidSecret, "spec.registry.authSecretName: Secret %s has type %q, want %q",
-				key, secret.Type, corev1.SecretTypeDockerConfigJson)
-		}
-		if config = secret.Data[corev1.DockerConfigJsonKey]; len(config) == 0 {
-			return nil, nil, terminalf(backupv1alpha1.ReasonInvalidSecret, "spec.registry.authSecretName: Secret %s has no %s key",
-				key, corev1.DockerConfigJsonKey)
-		}
+		config = secret.Data[corev1.DockerConfigJsonKey]
 	}
 	if reg.CABundle != nil {
 		if ca, err = readCABundle(ctx, reader, operatorNamespace, reg.CABundle); err != nil {
@@ -100,6 +89,28 @@ func readPolicyCredentials(ctx context.Context, reader client.Reader, operatorNa
 		}
 	}
 	return config, ca, nil
+}
+
+// readDockerConfigSecret reads a kubernetes.io/dockerconfigjson Secret the policy names in field:
+// SecretNotFound, or InvalidSecret when it has another type or no .dockerconfigjson key. Other read
+// errors are transient.
+func readDockerConfigSecret(ctx context.Context, reader client.Reader, namespace, name, field string) (*corev1.Secret, error) {
+	secret := &corev1.Secret{}
+	key := client.ObjectKey{Namespace: namespace, Name: name}
+	if err := reader.Get(ctx, key, secret); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, terminalf(backupv1alpha1.ReasonSecretNotFound, "%s: Secret %s not found", field, key)
+		}
+		return nil, fmt.Errorf("reading Secret %s: %w", key, err)
+	}
+	if secret.Type != corev1.SecretTypeDockerConfigJson {
+		return nil, terminalf(backupv1alpha1.ReasonInvalidSecret, "%s: Secret %s has type %q, want %q",
+			field, key, secret.Type, corev1.SecretTypeDockerConfigJson)
+	}
+	if len(secret.Data[corev1.DockerConfigJsonKey]) == 0 {
+		return nil, terminalf(backupv1alpha1.ReasonInvalidSecret, "%s: Secret %s has no %s key", field, key, corev1.DockerConfigJsonKey)
+	}
+	return secret, nil
 }
 
 // ensureCredentials returns the Secret the mover mounts: the namespace's own

@@ -7,8 +7,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -151,14 +149,6 @@ func (m *Metrics) restoreFinished(wr *backupv1alpha1.WorkspaceRestore) {
 		return
 	}
 	m.restores.WithLabelValues(string(wr.Status.Phase), m.reasons.label(readyReason(wr.Status.Conditions))).Inc()
-}
-
-// readyReason is the reason of the Ready condition: a constant of api/v1alpha1 (bounded).
-func readyReason(conditions []metav1.Condition) string {
-	if c := meta.FindStatusCondition(conditions, backupv1alpha1.ConditionReady); c != nil {
-		return c.Reason
-	}
-	return ""
 }
 
 // leaderGate turns the cache-derived series on while the manager runs it, which it does only on

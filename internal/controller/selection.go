@@ -55,6 +55,9 @@ type selection struct {
 	// their newest Succeeded or Skipped backup (or have none), in flight or not: what they hold
 	// now is in no backup (unprotectedAt counts those waiting too long).
 	ExposedSince []time.Time
+	// Namespaces hold at least one selected workspace with storage: the policy backs them up
+	// (the namespaces that get the Dashboard's Secret, dashboard.go).
+	Namespaces map[string]bool
 }
 
 // historyOf groups one policy's backups by workspace. A backup that is being deleted no longer
@@ -122,6 +125,10 @@ func selectWorkspaces(sel selectors, namespaces map[string]namespaceInfo, worksp
 		if ws.Stopped() && !covered(ws, history) {
 			out.ExposedSince = append(out.ExposedSince, ws.StoppedAt)
 		}
+		if out.Namespaces == nil {
+			out.Namespaces = map[string]bool{}
+		}
+		out.Namespaces[ws.Namespace] = true
 		if needsBackup(ws, history) {
 			out.Due = append(out.Due, ws)
 		}

@@ -90,3 +90,11 @@ func requestsFor[T any, P interface {
 	}
 	return reqs
 }
+
+// readyReason is the reason of the Ready condition: a constant of api/v1alpha1 or a mover reason.
+func readyReason(conditions []metav1.Condition) string {
+	if c := meta.FindStatusCondition(conditions, backupv1alpha1.ConditionReady); c != nil {
+		return c.Reason
+	}
+	return ""
+}

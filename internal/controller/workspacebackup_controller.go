@@ -66,7 +66,7 @@ type WorkspaceBackupReconciler struct {
 // +kubebuilder:rbac:groups=backup.dwbackup.io,resources=workspacebackups/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=backup.dwbackup.io,resources=workspacebackups/finalizers,verbs=update
 // +kubebuilder:rbac:groups=backup.dwbackup.io,resources=backuppolicies,verbs=get;list;watch
-// +kubebuilder:rbac:groups=workspace.devfile.io,resources=devworkspaces,verbs=get;list;watch
+// +kubebuilder:rbac:groups=workspace.devfile.io,resources=devworkspaces,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups=controller.devfile.io,resources=devworkspaceoperatorconfigs,verbs=get;list
 // +kubebuilder:rbac:groups="",resources=persistentvolumeclaims;namespaces,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
@@ -312,10 +312,14 @@ func (r *WorkspaceBackupReconciler) finish(b *backupv1alpha1.WorkspaceBackup, ph
 	finishEvent(r.Recorder, b, "Backup", string(phase), phase == backupv1alpha1.BackupFailed, o)
 }
 
-// cleanUp removes what a finished backup no longer needs (moverLifecycle.cleanUp), then applies
-// retention to its workspace.
+// cleanUp removes what a finished backup no longer needs (moverLifecycle.cleanUp), reports it to
+// Che's Dashboard (dashboard.go), then applies retention to its workspace. It is the one place every
+// finished backup passes through, after its final status is written.
 func (r *WorkspaceBackupReconciler) cleanUp(ctx context.Context, b *backupv1alpha1.WorkspaceBackup) error {
 	if err := r.movers.cleanUp(ctx, b, b.Status.JobName, b.Status.Phase == backupv1alpha1.BackupSucceeded); err != nil {
+		return err
+	}
+	if err := r.reportToDashboard(ctx, b); err != nil {
 		return err
 	}
 	if err := r.applyRetention(ctx, b); err != nil {

@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -36,6 +37,7 @@ type cluster struct {
 	operatorDeployment string
 	client             client.Client
 	clientset          kubernetes.Interface
+	restConfig         *rest.Config // the admin's, for clients that impersonate a user
 }
 
 func envOr(name, def string) string {
@@ -71,6 +73,7 @@ func connect() *cluster {
 	cfg, err := clientcmd.BuildConfigFromFlags("", c.kubeconfig)
 	Expect(err).NotTo(HaveOccurred())
 	cfg.QPS, cfg.Burst = 50, 100
+	c.restConfig = cfg
 	scheme := runtime.NewScheme()
 	Expect(clientgoscheme.AddToScheme(scheme)).To(Succeed())
 	Expect(backupv1alpha1.AddToScheme(scheme)).To(Succeed())
