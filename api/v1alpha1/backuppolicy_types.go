@@ -90,6 +90,44 @@ type BackupPolicySpec struct {
 	// +optional
 	// +kubebuilder:default={}
 	Job JobSpec `json:"job,omitzero"`
+
+	// artifact chooses how backups are stored in the registry. Unset means the single-layer format
+	// DevWorkspace Operator writes (docs/mover-contract.md, "Artifact" and "Layered artifacts").
+	// +optional
+	// +kubebuilder:default={}
+	Artifact ArtifactSpec `json:"artifact,omitzero"`
+}
+
+// ArtifactFormat is the format of the artifacts a policy writes.
+// +kubebuilder:validation:Enum=dwo;layered
+type ArtifactFormat string
+
+const (
+	// ArtifactFormatDWO is one layer, devworkspace-backup.tar.gz, as DevWorkspace Operator writes it:
+	// every backup after a change stores and uploads the whole tree again.
+	ArtifactFormatDWO ArtifactFormat = "dwo"
+	// ArtifactFormatLayered is one layer per group of files: a backup uploads only the groups that
+	// changed since the previous backup and reuses the other layers, so history costs what changed.
+	ArtifactFormatLayered ArtifactFormat = "layered"
+)
+
+// ArtifactSpec chooses the artifact format.
+// +kubebuilder:validation:XValidation:rule="!has(self.dwoCompatibleLatest) || !self.dwoCompatibleLatest || self.format == 'layered'",message="dwoCompatibleLatest needs format: layered (the dwo format's latest already is DWO's)"
+type ArtifactSpec struct {
+	// format is dwo (default: one layer, what DevWorkspace Operator and Che's Dashboard read) or
+	// layered (layers reused from the previous backup; latest then is a layered manifest, which
+	// DevWorkspace Operator's own restore cannot read unless dwoCompatibleLatest is set).
+	// +optional
+	// +kubebuilder:default=dwo
+	Format ArtifactFormat `json:"format,omitempty"`
+
+	// dwoCompatibleLatest, with format layered, also writes the latest tag in the dwo format (one
+	// devworkspace-backup.tar.gz layer made of the layered blobs, read back from the registry), so
+	// DevWorkspace Operator's restore and Che's Dashboard keep working while the unique tags hold the
+	// layered history. It costs each backup a download and an upload of the whole compressed tree,
+	// and the registry one more full copy (the newest).
+	// +optional
+	DWOCompatibleLatest bool `json:"dwoCompatibleLatest,omitempty"`
 }
 
 // RegistrySpec is where artifacts go: <repository>/<namespace>/<workspace>:<tag>.
