@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/dwbackup/devworkspace-backup-operator/internal/registry"
 	"github.com/dwbackup/devworkspace-backup-operator/internal/registry/registrytest"
 )
@@ -459,7 +458,7 @@ func TestCutAfterIsLocal(t *testing.T) {
 func TestGroupTarget(t *testing.T) {
 	const mib = 1 << 20
 	for _, c := range []struct {
-		name                       string
+		name                      string
 		tree, previous, min, want int64
 	}{
 		{"small tree", 50 * mib, 0, 0, DefaultGroupBytes},
