@@ -40,7 +40,7 @@ func TestPreviousArtifact(t *testing.T) {
 	at := func(name string, hour int, phase backupv1alpha1.BackupPhase, ref, digest string) *backupv1alpha1.WorkspaceBackup {
 		start := metav1.NewTime(time.Date(2026, 11, 26, hour, 0, 0, 0, time.UTC))
 		b := &backupv1alpha1.WorkspaceBackup{ObjectMeta: metav1.ObjectMeta{Name: name}}
-		b.Status.Phase, b.Status.StartTime = phase, &start
+		b.Status.Phase, b.Status.StartTime, b.Status.WorkspaceID = phase, &start, "workspace01"
 		if ref != "" {
 			b.Status.Artifact = &backupv1alpha1.ArtifactStatus{Reference: ref, Digest: digest}
 		}
@@ -51,6 +51,8 @@ func TestPreviousArtifact(t *testing.T) {
 	failed := at("c", 3, backupv1alpha1.BackupFailed, repo+":t3", "sha256:03")
 	otherRepo := at("d", 4, backupv1alpha1.BackupSucceeded, "reg.example.com/old/ns/ws:t4", "sha256:04")
 	noDigest := at("e", 5, backupv1alpha1.BackupSucceeded, repo+":t5", "")
+	recreated := at("f", 6, backupv1alpha1.BackupSucceeded, repo+":t6", "sha256:06")
+	recreated.Status.WorkspaceID = "workspace02" // a workspace recreated with the same name
 	for _, c := range []struct {
 		name    string
 		backups []*backupv1alpha1.WorkspaceBackup
@@ -60,11 +62,11 @@ func TestPreviousArtifact(t *testing.T) {
 		{"the newest Succeeded", []*backupv1alpha1.WorkspaceBackup{ok1, ok2}, "sha256:02"},
 		{"in any order", []*backupv1alpha1.WorkspaceBackup{ok2, ok1}, "sha256:02"},
 		{"failed, other repository and no digest are skipped",
-			[]*backupv1alpha1.WorkspaceBackup{ok1, failed, otherRepo, noDigest}, "sha256:01"},
+			[]*backupv1alpha1.WorkspaceBackup{ok1, failed, otherRepo, noDigest, recreated}, "sha256:01"},
 		{"only unusable ones", []*backupv1alpha1.WorkspaceBackup{failed, otherRepo}, ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			if got := previousArtifact(c.backups, repo); got != c.want {
+			if got := previousArtifact(c.backups, repo, "workspace01"); got != c.want {
 				t.Fatalf("previousArtifact = %q, want %q", got, c.want)
 			}
 		})

@@ -211,15 +211,15 @@ func formatArgs(artifact backupv1alpha1.ArtifactSpec, previousDigest string) []s
 	return args
 }
 
-// previousArtifact is the manifest digest of the newest Succeeded backup among backups (those of
-// one policy and workspace id) that lies in repository: a layered backup reuses its layers. The
+// previousArtifact is the manifest digest of the newest Succeeded backup of workspaceID among
+// backups (those of one policy) that lies in repository: a layered backup reuses its layers. The
 // mover falls back to latest when there is none.
-func previousArtifact(backups []*backupv1alpha1.WorkspaceBackup, repository string) string {
+func previousArtifact(backups []*backupv1alpha1.WorkspaceBackup, repository, workspaceID string) string {
 	backups = slices.Clone(backups)
 	slices.SortFunc(backups, newestFirst)
 	for _, b := range backups {
 		a := b.Status.Artifact
-		if b.Status.Phase == backupv1alpha1.BackupSucceeded && a != nil && a.Digest != "" &&
+		if b.Status.Phase == backupv1alpha1.BackupSucceeded && b.Status.WorkspaceID == workspaceID && a != nil && a.Digest != "" &&
 			strings.HasPrefix(a.Reference, repository+":") {
 			return a.Digest
 		}

@@ -224,22 +224,25 @@ func (r *WorkspaceBackupReconciler) start(ctx context.Context, b *backupv1alpha1
 }
 
 // previousDigest is, for a layered policy, the digest of the workspace's newest Succeeded backup
-// of this policy (previousArtifact), whose layers the mover may reuse.
+// of this policy (previousArtifact), whose layers the mover may reuse. It is read from the API
+// server, not the cache: a backup that just succeeded must not be missed (the mover would then
+// compare with latest, or an older backup, and upload more than changed).
 func (r *WorkspaceBackupReconciler) previousDigest(ctx context.Context, b *backupv1alpha1.WorkspaceBackup,
 	policy *backupv1alpha1.BackupPolicy, workspaceID, repository string) (string, error) {
 	if policy.Spec.Artifact.Format != backupv1alpha1.ArtifactFormatLayered || workspaceID == "" {
 		return "", nil
 	}
 	var list backupv1alpha1.WorkspaceBackupList
-	if err := r.List(ctx, &list, client.InNamespace(b.Namespace), client.MatchingLabels{
-		backupv1alpha1.LabelPolicy: policy.Name, backupv1alpha1.LabelWorkspaceID: workspaceID}); err != nil {
+	// Manual backups carry no workspace-id label: select by name, then match the id in status.
+	if err := r.APIReader.List(ctx, &list, client.InNamespace(b.Namespace), client.MatchingLabels{
+		backupv1alpha1.LabelPolicy: policy.Name, backupv1alpha1.LabelWorkspace: childName(b.Spec.WorkspaceName)}); err != nil {
 		return "", err
 	}
 	backups := make([]*backupv1alpha1.WorkspaceBackup, 0, len(list.Items))
 	for i := range list.Items {
 		backups = append(backups, &list.Items[i])
 	}
-	return previousArtifact(backups, repository), nil
+	return previousArtifact(backups, repository, workspaceID), nil
 }
 
 // watchJob follows a running backup: it stops the Job when the developer needs the workspace,
