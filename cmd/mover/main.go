@@ -82,8 +82,10 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 		fs.StringVar(&o.Namespace, "namespace", "", "DevWorkspace namespace")
 		fs.StringVar(&o.WorkspaceID, "workspace-id", "", "DevWorkspace id")
 		fs.StringVar(&o.Format, "format", mover.FormatDWO, "artifact format: dwo (one layer) or layered")
-		fs.StringVar(&o.Previous, "previous", "", "tag or digest of the backup whose layers a layered backup reuses (default latest)")
-		fs.BoolVar(&o.DWOCompatibleLatest, "dwo-compatible-latest", false, "with --format layered, write latest as one layer too")
+		fs.StringVar(&o.Previous, "previous", "",
+			"tag or digest of the backup whose layers a layered backup reuses (default latest)")
+		fs.BoolVar(&o.DWOCompatibleLatest, "dwo-compatible-latest", false,
+			"with --format layered, write latest as one layer too")
 		fs.Int64Var(&o.GroupBytes, "group-bytes", 0, "with --format layered, the smallest average group size in bytes")
 		created := fs.String("created", "", "backup time recorded in the manifest (RFC 3339; default: the time in the tag)")
 		runCmd = func() mover.Result {

@@ -279,8 +279,8 @@ func (b *backupRun) layeredTarget(ctx context.Context, prev *previousBackup) (in
 		ann := prev.parsed.Annotations
 		previous, _ := strconv.ParseInt(ann[AnnotationGroupBytes], 10, 64)
 		files, _ := strconv.ParseInt(ann[AnnotationFiles], 10, 64)
-		bytes, _ := strconv.ParseInt(ann[AnnotationBytes], 10, 64)
-		return groupTarget(bytes+files*tarBlock, previous, b.opts.GroupBytes), nil
+		content, _ := strconv.ParseInt(ann[AnnotationBytes], 10, 64)
+		return groupTarget(content+files*tarBlock, previous, b.opts.GroupBytes), nil
 	}
 	var total int64
 	err := walk(ctx, b.src, func(e entry) error {
@@ -301,11 +301,11 @@ func (b *backupRun) tagPreviousLayered(ctx context.Context, prev *previousBackup
 		return Result{}, err
 	}
 	files, _ := strconv.ParseInt(prev.parsed.Annotations[AnnotationFiles], 10, 64)
-	bytes, _ := strconv.ParseInt(prev.parsed.Annotations[AnnotationBytes], 10, 64)
+	content, _ := strconv.ParseInt(prev.parsed.Annotations[AnnotationBytes], 10, 64)
 	return Result{Phase: PhaseSucceeded, Reason: ReasonUnchanged, Unchanged: true,
 		Message:   fmt.Sprintf("tree unchanged since the backup %s: tagged the same artifact, read no file", prev.manifest.Digest),
 		Reference: b.repo.Reference(b.opts.Tag), Digest: prev.manifest.Digest.String(),
-		SizeBytes: layersSize(prev.parsed.Layers), Bytes: bytes, Files: files}, nil
+		SizeBytes: layersSize(prev.parsed.Layers), Bytes: content, Files: files}, nil
 }
 
 func (b *backupRun) publishLayered(ctx context.Context, r *layeredRun, treeFP string) (Result, error) {

@@ -52,7 +52,8 @@ var _ = Describe("A layered policy", Ordered, func() {
 		repository, _ := splitRef(newer.Status.Artifact.Reference)
 		latest := env.manifest(ctx, repository+":latest")
 		Expect(latest["layers"]).To(HaveLen(1))
-		Expect(latest["annotations"]).To(HaveKeyWithValue("backup.dwbackup.io/layered-manifest", newer.Status.Artifact.Digest))
+		Expect(latest["annotations"]).To(HaveKeyWithValue("backup.dwbackup.io/layered-manifest",
+			newer.Status.Artifact.Digest))
 		Expect(env.pullTree(ctx, repository+":latest")).To(Equal(second))
 
 		By("restoring the older tag over the workspace")

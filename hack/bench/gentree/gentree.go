@@ -386,12 +386,13 @@ func DevDay(dir string, day int, fraction float64) (int, error) {
 		return 0, err
 	}
 	for i := 0; i < len(sources) && i < third; i++ {
-		plan = append(plan, file{path: sources[i*len(sources)/third], kind: kindSource, size: textSize(rnd, 3800), mode: 0o644})
+		plan = append(plan, file{path: sources[i*len(sources)/third], kind: kindSource,
+			size: textSize(rnd, 3800), mode: 0o644})
 	}
 	for i := range third {
 		id := uint64(day)<<32 | uint64(i)
-		plan = append(plan, file{path: fmt.Sprintf(".git/objects/%02x/%038x", (id*0x9e3779b97f4a7c15)>>56, id*0xbf58476d1ce4e5b9),
-			kind: kindRandom, size: 200 + rnd.IntN(7800), mode: 0o444})
+		p := fmt.Sprintf(".git/objects/%02x/%038x", (id*0x9e3779b97f4a7c15)>>56, id*0xbf58476d1ce4e5b9)
+		plan = append(plan, file{path: p, kind: kindRandom, size: 200 + rnd.IntN(7800), mode: 0o444})
 	}
 	if err := os.RemoveAll(filepath.Join(dir, "build")); err != nil {
 		return 0, err

@@ -11,7 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
+	"slices"
 
 	"github.com/dwbackup/devworkspace-backup-operator/hack/bench/bars"
 	"github.com/dwbackup/devworkspace-backup-operator/hack/bench/gentree"
@@ -37,14 +37,15 @@ type series struct {
 	exact   int   // tags that restored byte-exact
 	checked int   // tags restored
 	oras    string
+	layered bool
 }
 
 func (b *bench) history(ctx context.Context) ([]*series, error) {
 	all := []*series{
 		{name: "single layer (dwo)", repo: "bench/history-dwo/ws"},
-		{name: "layered", args: []string{"--format", "layered"}, repo: "bench/history-layered/ws"},
-		{name: "layered + DWO-compatible latest", args: []string{"--format", "layered", "--dwo-compatible-latest"},
-			repo: "bench/history-compat/ws"},
+		{name: "layered", args: []string{"--format", mover.FormatLayered}, repo: "bench/history-layered/ws", layered: true},
+		{name: "layered + DWO-compatible latest", args: []string{"--format", mover.FormatLayered, "--dwo-compatible-latest"},
+			repo: "bench/history-compat/ws", layered: true},
 	}
 	var states []string
 	for day := range historyDays {
@@ -86,7 +87,7 @@ func (b *bench) historyBackup(ctx context.Context, s *series, tag string) (row, 
 		var err error
 		m, err = movertest.Run(ctx, b.cfg.mover, append([]string{"backup", "--source", b.tree,
 			"--repository", b.reg.Host + "/" + s.repo, "--tag", tag, "--workspace", "ws", "--namespace", "ns",
-			"--insecure"}, s.args...), os.Stderr)
+			insecureFlag}, s.args...), os.Stderr)
 		return err
 	})
 	if err != nil {
@@ -144,11 +145,11 @@ func (b *bench) measureSeries(ctx context.Context, s *series, states []string) e
 	for _, n := range blobs {
 		s.storage += n
 	}
-	for i := len(s.tags) - 1; i >= 0; i-- {
-		if i < len(s.tags)-1 && !strings.HasPrefix(s.name, "layered") {
+	for i, tag := range slices.Backward(s.tags) {
+		if i < len(s.tags)-1 && !s.layered {
 			break // the single-layer format is P1's, restored by the rows above
 		}
-		r, ok, err := b.restoreAndCheck(ctx, b.reg.Host+"/"+s.repo+":"+s.tags[i], states[i])
+		r, ok, err := b.restoreAndCheck(ctx, b.reg.Host+"/"+s.repo+":"+tag, states[i])
 		if err != nil {
 			return err
 		}
@@ -160,7 +161,7 @@ func (b *bench) measureSeries(ctx context.Context, s *series, states []string) e
 			s.exact++
 		}
 	}
-	if strings.Contains(s.name, "DWO-compatible") {
+	if slices.Contains(s.args, "--dwo-compatible-latest") {
 		s.oras, err = b.orasRestore(ctx, b.reg.Host+"/"+s.repo+":latest", states[len(states)-1])
 	}
 	return err
@@ -176,7 +177,8 @@ func (b *bench) restoreAndCheck(ctx context.Context, ref, want string) (row, boo
 	var m movertest.Measured
 	secs, err := elapsed(func() error {
 		var err error
-		m, err = movertest.Run(ctx, b.cfg.mover, []string{"restore", "--target", target, "--reference", ref, "--insecure"}, os.Stderr)
+		m, err = movertest.Run(ctx, b.cfg.mover, []string{"restore", "--target", target, "--reference", ref, insecureFlag},
+			os.Stderr)
 		return err
 	})
 	if err != nil {
@@ -230,7 +232,7 @@ func treeDigest(dir string) (string, error) {
 			return err
 		}
 		rel, _ := filepath.Rel(dir, p)
-		fmt.Fprintf(h, "%s\x00%v\x00%d\x00%d\x00", rel, info.Mode(), info.Size(), info.ModTime().Unix())
+		_, _ = fmt.Fprintf(h, "%s\x00%v\x00%d\x00%d\x00", rel, info.Mode(), info.Size(), info.ModTime().Unix())
 		switch {
 		case d.Type()&fs.ModeSymlink != 0:
 			target, err := os.Readlink(p)
@@ -255,7 +257,8 @@ func treeDigest(dir string) (string, error) {
 }
 
 func printHistory(w io.Writer, all []*series) {
-	_, _ = fmt.Fprintf(w, "%d backups, a developer's day of changes between each (1%% of the files: sources, git objects, build output)\n\n", historyDays)
+	_, _ = fmt.Fprintf(w, "%d backups, a developer's day of changes between each "+
+		"(1%% of the files: sources, git objects, build output)\n\n", historyDays)
 	_, _ = fmt.Fprintf(w, "| %-34s | %11s | %9s | %9s | %9s | %12s | %6s | %9s | %9s |\n", "format", "storage", "x one",
 		"first s", "next s", "next CPU s", "layers", "uploaded", "restore s")
 	_, _ = fmt.Fprintf(w, "|%s|%s:|%s:|%s:|%s:|%s:|%s:|%s:|%s:|\n", dashes(36), dashes(12), dashes(10), dashes(10),
@@ -272,7 +275,8 @@ func printHistory(w io.Writer, all []*series) {
 			s.name, float64(s.storage)/1e6, float64(s.storage)/one, s.backups[0].seconds, secs/n, cpu/n, s.layers,
 			up/n/1e6, s.restore.seconds)
 	}
-	_, _ = fmt.Fprintln(w, "\n(storage: unique blobs of the seven tags; x one: vs the single-layer first upload; next: average of backups 2-7)")
+	_, _ = fmt.Fprintln(w, "\n(storage: unique blobs of the seven tags; x one: vs the single-layer first upload; "+
+		"next: average of backups 2-7)")
 	_, _ = fmt.Fprintln(w)
 }
 
@@ -288,7 +292,8 @@ func checkHistoryBars(w io.Writer, all []*series) int {
 		return m
 	}
 	first := dwo.backups[0].cpu
-	list := []bars.Bar{
+	list := make([]bars.Bar, 0, 5+len(all))
+	list = append(list, []bars.Bar{
 		{Name: "7 layered backups <= 1.5x one backup's storage", OK: float64(layered.storage) <= 1.5*float64(one),
 			Got: fmt.Sprintf("%.2fx (%.1f MB; single layer %.2fx)", float64(layered.storage)/float64(one),
 				float64(layered.storage)/1e6, float64(dwo.storage)/float64(one))},
@@ -296,9 +301,10 @@ func checkHistoryBars(w io.Writer, all []*series) int {
 			Got: fmt.Sprintf("%.1f%% at most (%.2f s vs %.2f s)", 100*maxCPU(layered)/first, maxCPU(layered), first)},
 		{Name: "with DWO-compatible latest <= 75%", OK: maxCPU(compat) <= 0.75*first,
 			Got: fmt.Sprintf("%.1f%% at most (%.2f s vs %.2f s)", 100*maxCPU(compat)/first, maxCPU(compat), first)},
-		{Name: "layered manifests within the layer limit", OK: layered.layers <= mover.MaxLayers && compat.layers <= mover.MaxLayers,
+		{Name: "layered manifests within the layer limit",
+			OK:  layered.layers <= mover.MaxLayers && compat.layers <= mover.MaxLayers,
 			Got: fmt.Sprintf("%d layers (limit %d)", layered.layers, mover.MaxLayers)},
-	}
+	}...)
 	for _, s := range all {
 		list = append(list, bars.Bar{Name: "every tag restores byte-exact: " + s.name, OK: s.exact == s.checked,
 			Got: fmt.Sprintf("%d of %d", s.exact, s.checked)})

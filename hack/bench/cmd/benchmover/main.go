@@ -23,6 +23,9 @@ import (
 	"github.com/dwbackup/devworkspace-backup-operator/hack/bench/gentree"
 )
 
+// insecureFlag lets the mover talk plain HTTP to the benchmark's loopback registry.
+const insecureFlag = "--insecure"
+
 type config struct {
 	scale    float64
 	workRoot string
