@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 
 	"github.com/dwbackup/devworkspace-backup-operator/hack/bench/bars"
 	"github.com/dwbackup/devworkspace-backup-operator/hack/bench/gentree"
@@ -46,6 +47,11 @@ func (b *bench) history(ctx context.Context) ([]*series, error) {
 		{name: "layered", args: []string{"--format", mover.FormatLayered}, repo: "bench/history-layered/ws", layered: true},
 		{name: "layered + DWO-compatible latest", args: []string{"--format", mover.FormatLayered, "--dwo-compatible-latest"},
 			repo: "bench/history-compat/ws", layered: true},
+	}
+	if b.cfg.groupBytes > 0 {
+		for _, s := range all[1:] {
+			s.args = append(s.args, "--group-bytes", strconv.FormatInt(b.cfg.groupBytes, 10))
+		}
 	}
 	var states []string
 	for day := range historyDays {

@@ -36,6 +36,8 @@ type config struct {
 	verbose  bool
 	// historyOnly runs only the seven-backup history of the layered format.
 	historyOnly bool
+	// groupBytes is passed to the layered backups as --group-bytes (0: the mover's default).
+	groupBytes int64
 }
 
 func main() {
@@ -48,6 +50,7 @@ func main() {
 	flag.BoolVar(&c.keep, "keep", false, "keep the work directory")
 	flag.BoolVar(&c.verbose, "v", false, "show docker-registry's log")
 	flag.BoolVar(&c.historyOnly, "history-only", false, "run only the seven backups of single-layer vs layered")
+	flag.Int64Var(&c.groupBytes, "group-bytes", 0, "--group-bytes of the layered backups (0: the mover's default)")
 	flag.Parse()
 	if err := run(context.Background(), c); err != nil {
 		fmt.Fprintf(os.Stderr, "benchmover: %v\n", err)
