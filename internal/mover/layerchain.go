@@ -90,6 +90,7 @@ func (c *layerChain) Read(p []byte) (int, error) {
 			break
 		}
 		f.close()
+		c.fetches[c.cur] = nil // its read-ahead buffers go with it
 		c.cur++
 		c.startWindow()
 	}
