@@ -53,21 +53,53 @@ func cutAfter(path string, weight, target int64) bool {
 // entries do, so that they are alone.
 func startsGroup(weight, target int64) bool { return weight >= target }
 
-// groupTarget is the average group size for a tree of about treeBytes of
-// entries (their weights): DefaultGroupBytes, or more for a tree that would
-// otherwise need more than groupsPerTree groups. previous is the size the
-// previous backup used: it is kept while it still gives at most
-// MaxLayers*7/8 groups, since a new size moves most boundaries and so
-// re-uploads most of the tree.
-func groupTarget(treeBytes, previous, minimum int64) int64 {
+// treeWeights is what an lstat-only walk learns of a tree to choose its group
+// size: the total weight of its entries and the weights of those of at least
+// the minimum group size (large files, each alone in a group when at least the group size).
+type treeWeights struct {
+	total int64
+	large []int64
+}
+
+// groupTarget is the average group size for a tree: the smallest (in whole 64
+// KiB) of at least minimum (DefaultGroupBytes when 0) for which the tree makes
+// at most groupsPerTree groups on average: its small entries' weight / T, plus
+// one group per entry of at least T. The large files do not shrink the groups
+// of the small ones, where most changes are.
+func groupTarget(w treeWeights, minimum int64) int64 {
 	if minimum <= 0 {
 		minimum = DefaultGroupBytes
 	}
-	if previous >= minimum && treeBytes/previous <= MaxLayers*7/8 {
-		return previous
-	}
-	t := max(minimum, treeBytes/groupsPerTree)
-	// Whole 64 KiB units: a small change in the tree's size keeps the size.
 	const unit = 64 << 10
-	return (t + unit - 1) / unit * unit
+	groups := func(t int64) int64 {
+		small, n := w.total, int64(0)
+		for _, l := range w.large {
+			if l >= t {
+				small, n = small-l, n+1
+			}
+		}
+		return (small+t-1)/t + n
+	}
+	// groups never grows with t: an entry reaching t adds one group and takes
+	// at least t from the small ones.
+	lo, hi := (minimum+unit-1)/unit, max((w.total+unit-1)/unit, 1)
+	for lo < hi {
+		mid := (lo + hi) / 2
+		if groups(mid*unit) <= groupsPerTree {
+			hi = mid
+		} else {
+			lo = mid + 1
+		}
+	}
+	return lo * unit
+}
+
+// keepTarget says whether a backup keeps the previous backup's group size:
+// while that made at most MaxLayers*7/8 layers and is not below the minimum,
+// since a new size moves most boundaries and so re-uploads most of the tree.
+func keepTarget(previous int64, previousLayers int, minimum int64) bool {
+	if minimum <= 0 {
+		minimum = DefaultGroupBytes
+	}
+	return previous >= minimum && previousLayers <= MaxLayers*7/8
 }

@@ -3,6 +3,7 @@ package mover
 import (
 	"archive/tar"
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -268,30 +269,34 @@ func (b *backupRun) previousLayered(ctx context.Context) (*previousBackup, error
 	return nil, nil
 }
 
-// layeredTarget is the group size: the previous backup's while it fits, else
-// one from the tree's size, which a first layered backup learns from an
-// lstat-only walk.
+// layeredTarget is the group size: the previous backup's while it fits
+// (keepTarget), else one chosen from the tree's weights (groupTarget), which an
+// lstat-only walk learns.
 func (b *backupRun) layeredTarget(ctx context.Context, prev *previousBackup) (int64, error) {
 	if b.opts.exactGroupBytes > 0 {
 		return b.opts.exactGroupBytes, nil
 	}
 	if prev != nil {
-		ann := prev.parsed.Annotations
-		previous, _ := strconv.ParseInt(ann[AnnotationGroupBytes], 10, 64)
-		files, _ := strconv.ParseInt(ann[AnnotationFiles], 10, 64)
-		content, _ := strconv.ParseInt(ann[AnnotationBytes], 10, 64)
-		return groupTarget(content+files*tarBlock, previous, b.opts.GroupBytes), nil
+		previous, _ := strconv.ParseInt(prev.parsed.Annotations[AnnotationGroupBytes], 10, 64)
+		if keepTarget(previous, len(prev.parsed.Layers), b.opts.GroupBytes) {
+			return previous, nil
+		}
 	}
-	var total int64
+	minimum := cmp.Or(b.opts.GroupBytes, DefaultGroupBytes)
+	var w treeWeights
 	err := walk(ctx, b.src, func(e entry) error {
 		size := int64(0)
 		if e.info.Mode().IsRegular() {
 			size = e.info.Size()
 		}
-		total += entryWeight(size)
+		weight := entryWeight(size)
+		w.total += weight
+		if weight >= minimum {
+			w.large = append(w.large, weight)
+		}
 		return nil
 	})
-	return groupTarget(total, 0, b.opts.GroupBytes), err
+	return groupTarget(w, b.opts.GroupBytes), err
 }
 
 // tagPreviousLayered is the unchanged shortcut of the layered format: the tree's

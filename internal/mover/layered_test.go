@@ -458,22 +458,45 @@ func TestCutAfterIsLocal(t *testing.T) {
 func TestGroupTarget(t *testing.T) {
 	const mib = 1 << 20
 	for _, c := range []struct {
-		name                      string
-		tree, previous, min, want int64
+		name    string
+		weights treeWeights
+		min     int64
+		want    int64
 	}{
-		{"small tree", 50 * mib, 0, 0, DefaultGroupBytes},
-		{"large tree", 1100 * mib, 0, 0, 1100 * mib / groupsPerTree},
-		{"rounded up to 64 KiB", 1000*mib + 64*64<<10, 0, 0, 1000*mib/groupsPerTree + 64<<10},
-		{"previous kept", 1200 * mib, 16 * mib, 0, 16 * mib},
-		{"previous too small for the tree", 3000 * mib, 16 * mib, 0, 3000 * mib / groupsPerTree},
-		{"previous below the minimum", 50 * mib, mib, 0, DefaultGroupBytes},
-		{"minimum from --group-bytes", 50 * mib, 0, 64 << 10, 50 * mib / groupsPerTree},
+		{"small tree: the default", treeWeights{total: 50 * mib}, 0, DefaultGroupBytes},
+		{"large tree of small files: tree / 64", treeWeights{total: 1024 * mib}, 0, 16 * mib},
+		{"rounded up to 64 KiB", treeWeights{total: 1000*mib + 64}, 0, 1000*mib/groupsPerTree + 64<<10},
+		// 20 binaries of 40 MiB beside 320 MiB of sources: 20 groups for them, 44 of
+		// 320/44 MiB (rounded up) for the sources, not 64 groups of 17.5 MiB.
+		{"large files alone do not widen the small files' groups",
+			treeWeights{total: 1120 * mib, large: slices.Repeat([]int64{40 * mib}, 20)}, 0, 117 << 16},
+		{"minimum from --group-bytes", treeWeights{total: 50 * mib}, 64 << 10, 13 << 16},
+		{"empty tree", treeWeights{}, 0, DefaultGroupBytes},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			got := groupTarget(c.tree, c.previous, c.min)
-			want := (c.want + 64<<10 - 1) / (64 << 10) * (64 << 10)
-			if got != want {
-				t.Fatalf("groupTarget(%d, %d, %d) = %d, want %d", c.tree, c.previous, c.min, got, want)
+			if got := groupTarget(c.weights, c.min); got != c.want {
+				t.Fatalf("groupTarget(%+v, %d) = %d, want %d", c.weights, c.min, got, c.want)
+			}
+		})
+	}
+}
+
+func TestKeepTarget(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		previous int64
+		layers   int
+		minimum  int64
+		want     bool
+	}{
+		{"fits", 8 << 20, 80, 0, true},
+		{"too many layers last time", 8 << 20, 112, 0, false},
+		{"below a raised minimum", 8 << 20, 80, 16 << 20, false},
+		{"no previous size", 0, 10, 0, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if got := keepTarget(c.previous, c.layers, c.minimum); got != c.want {
+				t.Fatalf("keepTarget(%d, %d, %d) = %v", c.previous, c.layers, c.minimum, got)
 			}
 		})
 	}
