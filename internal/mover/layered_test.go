@@ -3,6 +3,7 @@ package mover
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -178,12 +179,18 @@ func TestLayeredPreviousFlag(t *testing.T) {
 		t.Fatalf("with --previous the backup opened %d files, want those of one group", opens.n)
 	}
 
+	// Nothing to reuse: every group is read and compressed again, but the
+	// registry has every blob already, so none is uploaded.
 	opens = &countingOpen{}
 	o = layeredOpts(reg.Host, src, "20261128T020000Z")
 	o.Open, o.Previous = opens.open, "no-such-tag"
+	uploads := reg.Count(http.MethodPost, "/blobs/uploads/")
 	mustSucceed(t, Backup(ctx, o))
 	if opens.n < 100 {
 		t.Fatalf("a missing --previous opened %d files, want every file (nothing to reuse)", opens.n)
+	}
+	if n := reg.Count(http.MethodPost, "/blobs/uploads/") - uploads; n != 0 {
+		t.Fatalf("%d blob uploads started for blobs the registry has", n)
 	}
 
 	o = layeredOpts(reg.Host, src, "20261129T020000Z")
