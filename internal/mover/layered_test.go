@@ -3,6 +3,8 @@ package mover
 import (
 	"context"
 	"fmt"
+	"iter"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -66,9 +68,14 @@ func layerDigests(m ociManifest) []string {
 // newLayers counts the layers of b that a does not have.
 func newLayers(a, b ociManifest) int {
 	old := layerDigests(a)
+	return countIf(slices.Values(layerDigests(b)), func(d string) bool { return !slices.Contains(old, d) })
+}
+
+// countIf counts the values of seq for which keep holds.
+func countIf[V any](seq iter.Seq[V], keep func(V) bool) int {
 	n := 0
-	for _, d := range layerDigests(b) {
-		if !slices.Contains(old, d) {
+	for v := range seq {
+		if keep(v) {
 			n++
 		}
 	}
@@ -152,13 +159,7 @@ func TestLayeredBackupReusesUnchangedGroups(t *testing.T) {
 }
 
 func countDirs(s map[string]snap) int {
-	n := 0
-	for _, e := range s {
-		if e.kind == 'd' {
-			n++
-		}
-	}
-	return n
+	return countIf(maps.Values(s), func(e snap) bool { return e.kind == 'd' })
 }
 
 // --previous names the backup to compare with; without it latest is used.
@@ -272,17 +273,28 @@ func TestLayeredHardLinkTargetChanges(t *testing.T) {
 	compareTrees(t, want, snapshot(t, target))
 }
 
-// A layer whose blob differs from its digest fails the restore with DigestMismatch.
-func TestLayeredRestoreVerifiesEveryLayer(t *testing.T) {
+// layeredInDistribution backs up 200 files in the layered format into a
+// docker-registry and returns it, the result and the manifest.
+func layeredInDistribution(t *testing.T) (*registrytest.Distribution, Result, ociManifest) {
+	t.Helper()
 	d := registrytest.StartDistribution(t)
 	src := t.TempDir()
 	addFiles(t, src, 200)
 	res := mustSucceed(t, Backup(context.Background(), layeredOpts(d.Host, src, "20261126T020000Z")))
-	m := manifestAt(t, res.Reference)
-	last := m.Layers[len(m.Layers)-1].Digest
-	hexDigest := strings.TrimPrefix(last, "sha256:")
-	data := filepath.Join(d.Root, "docker/registry/v2/blobs/sha256", hexDigest[:2], hexDigest, "data")
-	f, err := os.OpenFile(data, os.O_RDWR, 0)
+	return d, res, manifestAt(t, res.Reference)
+}
+
+// blobDir is where docker-registry keeps a blob; it also returns the digest's hex.
+func blobDir(d *registrytest.Distribution, digest string) (string, string) {
+	hexDigest := strings.TrimPrefix(digest, "sha256:")
+	return filepath.Join(d.Root, "docker/registry/v2/blobs/sha256", hexDigest[:2], hexDigest), hexDigest
+}
+
+// A layer whose blob differs from its digest fails the restore with DigestMismatch.
+func TestLayeredRestoreVerifiesEveryLayer(t *testing.T) {
+	d, res, m := layeredInDistribution(t)
+	dir, hexDigest := blobDir(d, m.Layers[len(m.Layers)-1].Digest)
+	f, err := os.OpenFile(filepath.Join(dir, "data"), os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -300,13 +312,9 @@ func TestLayeredRestoreVerifiesEveryLayer(t *testing.T) {
 
 // A missing layer blob fails before the target is touched.
 func TestLayeredOverwriteKeepsTargetWhenALayerIsMissing(t *testing.T) {
-	d := registrytest.StartDistribution(t)
-	src := t.TempDir()
-	addFiles(t, src, 200)
-	res := mustSucceed(t, Backup(context.Background(), layeredOpts(d.Host, src, "20261126T020000Z")))
-	m := manifestAt(t, res.Reference)
-	hexDigest := strings.TrimPrefix(m.Layers[len(m.Layers)/2].Digest, "sha256:")
-	if err := os.RemoveAll(filepath.Join(d.Root, "docker/registry/v2/blobs/sha256", hexDigest[:2], hexDigest)); err != nil {
+	d, res, m := layeredInDistribution(t)
+	dir, _ := blobDir(d, m.Layers[len(m.Layers)/2].Digest)
+	if err := os.RemoveAll(dir); err != nil {
 		t.Fatal(err)
 	}
 	target := t.TempDir()
