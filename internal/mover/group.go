@@ -21,7 +21,7 @@ const (
 	// DefaultGroupBytes is the average group size of trees up to 64 times as large
 	// (docs/benchmarks.md, "Layered backups": the size that balanced requests
 	// against re-uploaded bytes).
-	DefaultGroupBytes = 4 << 20
+	DefaultGroupBytes = 2 << 20
 	// tarBlock is the tar block size; every entry costs at least one header block.
 	tarBlock = 512
 )
