@@ -127,7 +127,8 @@ func backup(ctx context.Context, o BackupOptions) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	b := &backupRun{opts: o, src: src, repo: repo, count: &counters{}}
+	b := &backupRun{opts: o, src: src, repo: repo, count: &counters{},
+		openDelete: func(ctx context.Context) (*registry.Repo, error) { return client.Open(ctx, repoName, registry.Delete) }}
 	stop := startProgress(o.Progress, o.ProgressInterval, "backup", b.count)
 	defer stop()
 	return b.run(ctx)
@@ -138,6 +139,9 @@ type backupRun struct {
 	src   int // the source directory, opened by openSource
 	repo  *registry.Repo
 	count *counters
+	// openDelete opens the repository for deletion, asked for only when a
+	// DWO-compatible latest replaces another (compat.go).
+	openDelete func(context.Context) (*registry.Repo, error)
 }
 
 func (b *backupRun) run(ctx context.Context) (Result, error) {

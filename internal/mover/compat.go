@@ -32,25 +32,32 @@ var tarEndMember = func() []byte {
 }()
 
 // compatLatest uploads the single-layer form of the layered manifest digest and
-// returns its manifest, or nil when latest already is that form (an unchanged backup).
-func (b *backupRun) compatLatest(ctx context.Context, digest v1.Hash, layered ociManifest) ([]byte, error) {
+// returns its manifest, or nil when latest already is that form (an unchanged
+// backup), and the digest of the DWO-compatible latest it replaces, if any.
+func (b *backupRun) compatLatest(ctx context.Context, digest v1.Hash, layered ociManifest) ([]byte, string, error) {
+	var replaced string
 	if cur, err := b.repo.GetManifest(ctx, LatestTag); err == nil {
-		if m, err := parseManifest(cur.Bytes); err == nil && m.Annotations[AnnotationLayeredManifest] == digest.String() {
-			return nil, nil
+		m, err := parseManifest(cur.Bytes)
+		switch {
+		case err != nil:
+		case m.Annotations[AnnotationLayeredManifest] == digest.String():
+			return nil, "", nil
+		case m.Annotations[AnnotationLayeredManifest] != "":
+			replaced = cur.Digest.String()
 		}
 	}
 	layers, err := descriptors(layered.Layers)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	chain := newLayerChain(ctx, b.repo, layers, nil)
 	defer chain.close()
 	layer, err := b.repo.PushBlobStream(ctx, MediaTypeLayerGzip, io.MultiReader(chain, bytes.NewReader(tarEndMember)))
 	if err != nil {
 		if chain.err != nil {
-			return nil, chain.err
+			return nil, "", chain.err
 		}
-		return nil, err
+		return nil, "", err
 	}
 	ann := maps.Clone(layered.Annotations)
 	delete(ann, AnnotationFormat)
@@ -60,7 +67,22 @@ func (b *backupRun) compatLatest(ctx context.Context, digest v1.Hash, layered oc
 	m.Layers = []ociDescriptor{{MediaType: MediaTypeLayerGzip, Digest: layer.Digest.String(), Size: layer.Size,
 		Annotations: map[string]string{AnnotationTitle: LayerTitle}}}
 	m.Annotations = ann
-	return json.Marshal(m)
+	data, err := json.Marshal(m)
+	return data, replaced, err
+}
+
+// deleteReplaced deletes the DWO-compatible latest manifest latest no longer
+// names. No tag or backup refers to it, and until it is gone the registry's
+// garbage collection keeps its full-size blob (distribution collects untagged
+// manifests only with --delete-untagged). Best effort: a registry that refuses
+// deletes, or credentials without the delete scope, leave it for that option.
+func (b *backupRun) deleteReplaced(ctx context.Context, digest string) {
+	if digest == "" || b.openDelete == nil {
+		return
+	}
+	if repo, err := b.openDelete(ctx); err == nil {
+		_ = repo.DeleteManifest(ctx, digest)
+	}
 }
 
 // descriptors turns manifest layers into registry descriptors.

@@ -344,10 +344,10 @@ func (b *backupRun) publishLayered(ctx context.Context, r *layeredRun, treeFP st
 // form (compat.go), which is built first: a failure there tags nothing. latest
 // is not moved once the run is cancelled: a SIGTERM never moves latest.
 func (b *backupRun) publishLayeredManifest(ctx context.Context, digest v1.Hash, manifest []byte, parsed ociManifest) error {
-	latest := manifest
+	latest, replaced := manifest, ""
 	if b.opts.DWOCompatibleLatest {
 		var err error
-		if latest, err = b.compatLatest(ctx, digest, parsed); err != nil {
+		if latest, replaced, err = b.compatLatest(ctx, digest, parsed); err != nil {
 			return err
 		}
 	}
@@ -360,8 +360,11 @@ func (b *backupRun) publishLayeredManifest(ctx context.Context, digest v1.Hash, 
 	if latest == nil {
 		return nil // latest already is this backup's
 	}
-	_, err := b.repo.PutManifest(ctx, LatestTag, registry.MediaTypeOCIManifest, latest)
-	return err
+	if _, err := b.repo.PutManifest(ctx, LatestTag, registry.MediaTypeOCIManifest, latest); err != nil {
+		return err
+	}
+	b.deleteReplaced(ctx, replaced)
+	return nil
 }
 
 func layersSize(layers []ociDescriptor) int64 {

@@ -340,6 +340,8 @@ func TestDistributionDWOCompatibleLatest(t *testing.T) {
 	addFiles(t, src, 200)
 	ctx := context.Background()
 	latestRef := d.Host + "/backups/ns/ws:latest"
+	repo := openRepo(t, d.Host+"/backups/ns/ws")
+	var previousLatest string
 	for i, tag := range []string{"20261126T020000Z", "20261127T020000Z", "20261128T020000Z"} {
 		if i == 1 {
 			rewrite(t, filepath.Join(src, "many/d04/f0014.txt"))
@@ -370,6 +372,16 @@ func TestDistributionDWOCompatibleLatest(t *testing.T) {
 		target := t.TempDir()
 		mustSucceed(t, Restore(ctx, restoreOpts(latestRef, target)))
 		compareTrees(t, want, snapshot(t, target))
+
+		// The replaced DWO-compatible latest is deleted (nothing else names
+		// it), so garbage collection can free its full-size blob.
+		current := resolve(t, latestRef).String()
+		if previousLatest != "" && previousLatest != current {
+			if _, err := repo.GetManifest(ctx, previousLatest); registry.ReasonOf(err) != registry.ReasonNotFound {
+				t.Fatalf("replaced latest %s still there: %v", previousLatest, err)
+			}
+		}
+		previousLatest = current
 	}
 }
 
