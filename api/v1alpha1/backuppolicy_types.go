@@ -24,6 +24,7 @@ import (
 
 // BackupPolicySpec says when the storage of which stopped workspaces is backed up, where to, and how
 // much history is kept.
+// +kubebuilder:validation:XValidation:rule="!has(self.dashboard) || !has(self.dashboard.enabled) || !self.dashboard.enabled || !has(self.artifact) || !has(self.artifact.format) || self.artifact.format != 'layered' || (has(self.artifact.dwoCompatibleLatest) && self.artifact.dwoCompatibleLatest)",message="spec.dashboard.enabled with spec.artifact.format layered needs spec.artifact.dwoCompatibleLatest: Che's Dashboard restores latest with DevWorkspace Operator, which reads only the dwo format"
 // +kubebuilder:validation:XValidation:rule="!has(self.dashboard) || !has(self.dashboard.authSecretName) || !has(self.registry.authSecretName) || self.dashboard.authSecretName != self.registry.authSecretName",message="spec.dashboard.authSecretName must not be spec.registry.authSecretName: the Dashboard's Secret is copied into every workspace namespace, so give it a read-only credential, never the push credential"
 type BackupPolicySpec struct {
 	// schedule is when backups run: a 5-field cron expression ("0 2 * * *") or one of @yearly,
@@ -106,6 +107,12 @@ type BackupPolicySpec struct {
 	// own backups are (docs/dashboard.md).
 	// +optional
 	Dashboard *DashboardSpec `json:"dashboard,omitempty"`
+
+	// artifact chooses how backups are stored in the registry. Unset means the single-layer format
+	// DevWorkspace Operator writes (docs/mover-contract.md, "Artifact" and "Layered artifacts").
+	// +optional
+	// +kubebuilder:default={}
+	Artifact ArtifactSpec `json:"artifact,omitzero"`
 }
 
 // HistoryImportStatus is what the last history import of a policy found.
@@ -184,6 +191,38 @@ type DashboardStatus struct {
 	// +optional
 	// +listType=set
 	Namespaces []string `json:"namespaces,omitempty"`
+}
+
+// ArtifactFormat is the format of the artifacts a policy writes.
+// +kubebuilder:validation:Enum=dwo;layered
+type ArtifactFormat string
+
+const (
+	// ArtifactFormatDWO is one layer, devworkspace-backup.tar.gz, as DevWorkspace Operator writes it:
+	// every backup after a change stores and uploads the whole tree again.
+	ArtifactFormatDWO ArtifactFormat = "dwo"
+	// ArtifactFormatLayered is one layer per group of files: a backup uploads only the groups that
+	// changed since the previous backup and reuses the other layers, so history costs what changed.
+	ArtifactFormatLayered ArtifactFormat = "layered"
+)
+
+// ArtifactSpec chooses the artifact format.
+// +kubebuilder:validation:XValidation:rule="!has(self.dwoCompatibleLatest) || !self.dwoCompatibleLatest || self.format == 'layered'",message="dwoCompatibleLatest needs format: layered (the dwo format's latest already is DWO's)"
+type ArtifactSpec struct {
+	// format is dwo (default: one layer, what DevWorkspace Operator and Che's Dashboard read) or
+	// layered (layers reused from the previous backup; latest then is a layered manifest, which
+	// DevWorkspace Operator's own restore cannot read unless dwoCompatibleLatest is set).
+	// +optional
+	// +kubebuilder:default=dwo
+	Format ArtifactFormat `json:"format,omitempty"`
+
+	// dwoCompatibleLatest, with format layered, also writes the latest tag in the dwo format (one
+	// devworkspace-backup.tar.gz layer made of the layered blobs, read back from the registry), so
+	// DevWorkspace Operator's restore and Che's Dashboard keep working while the unique tags hold the
+	// layered history. It costs each backup a download and an upload of the whole compressed tree,
+	// and the registry one more full copy (the newest).
+	// +optional
+	DWOCompatibleLatest bool `json:"dwoCompatibleLatest,omitempty"`
 }
 
 // RegistrySpec is where artifacts go: <repository>/<namespace>/<workspace>:<tag>.

@@ -92,6 +92,9 @@ var _ = Describe("CRD validation", func() {
 		Entry("negative startingDeadlineSeconds", "BackupPolicy", "spec.startingDeadlineSeconds", int64(-1), "spec.startingDeadlineSeconds", "greater than or equal to 0"),
 		Entry("negative job.backoffLimit", "BackupPolicy", "spec.job.backoffLimit", int64(-1), "spec.job.backoffLimit", "greater than or equal to 0"),
 		Entry("job.activeDeadlineSeconds 0", "BackupPolicy", "spec.job.activeDeadlineSeconds", int64(0), "spec.job.activeDeadlineSeconds", "greater than or equal to 1"),
+		Entry("unknown artifact format", "BackupPolicy", "spec.artifact.format", "zip", "spec.artifact.format", "Unsupported value"),
+		Entry("dwoCompatibleLatest without the layered format", "BackupPolicy", "spec.artifact",
+			map[string]any{"dwoCompatibleLatest": true}, "spec.artifact", "dwoCompatibleLatest needs format: layered"),
 		Entry("policy name over 63 characters", "BackupPolicy", "metadata.name", strings.Repeat("p", 64), "metadata.name", "at most 63 characters"),
 		Entry("backup without workspaceName", "WorkspaceBackup", "spec.workspaceName", nil, "spec.workspaceName", "Required"),
 		Entry("backup without policyName", "WorkspaceBackup", "spec.policyName", nil, "spec.policyName", "Required"),
@@ -102,6 +105,10 @@ var _ = Describe("CRD validation", func() {
 			"schedule": "0 2 * * *", "registry": map[string]any{"repository": "registry.example.com/backups", "authSecretName": "push"},
 			"dashboard": map[string]any{"enabled": true, "authSecretName": "push"},
 		}, "spec", "must not be spec.registry.authSecretName"),
+		Entry("dashboard over layered backups without a DWO-compatible latest", "BackupPolicy", "spec", map[string]any{
+			"schedule": "0 2 * * *", "registry": map[string]any{"repository": "registry.example.com/backups"},
+			"dashboard": map[string]any{"enabled": true}, "artifact": map[string]any{"format": "layered"},
+		}, "spec", "needs spec.artifact.dwoCompatibleLatest"),
 		Entry("dashboard Secret with an invalid name", "BackupPolicy", "spec.dashboard", map[string]any{"enabled": true, "authSecretName": "Read_Only"},
 			"spec.dashboard.authSecretName", "should match"),
 		Entry("restore with a malformed artifactReference", "WorkspaceRestore", "spec", map[string]any{"workspaceName": "my-ws", "policyName": "nightly", "artifactReference": "https://registry.example.com/x:1"}, "spec.artifactReference", "host[:port]/path:tag"),
@@ -127,11 +134,18 @@ var _ = Describe("CRD validation", func() {
 		Entry("registry with a path", "BackupPolicy", "spec.registry.repository", "registry.example.com/backups"),
 		Entry("registry with a nested path and separators", "BackupPolicy", "spec.registry.repository", "quay.io:443/org/dev_spaces/back-ups"),
 		Entry("@daily", "BackupPolicy", "spec.schedule", "@daily"),
+		Entry("layered artifacts", "BackupPolicy", "spec.artifact", map[string]any{"format": "layered"}),
+		Entry("layered with a DWO-compatible latest", "BackupPolicy", "spec.artifact",
+			map[string]any{"format": "layered", "dwoCompatibleLatest": true}),
 		Entry("cron with lists, ranges and steps", "BackupPolicy", "spec.schedule", "*/15 8-18 * * MON-FRI"),
 		Entry("a 63-character policy name", "BackupPolicy", "metadata.name", strings.Repeat("p", 63)),
 		Entry("dashboard with its own read-only Secret", "BackupPolicy", "spec", map[string]any{
 			"schedule": "0 2 * * *", "registry": map[string]any{"repository": "registry.example.com/backups", "authSecretName": "push"},
 			"dashboard": map[string]any{"enabled": true, "authSecretName": "read-only"},
+		}),
+		Entry("dashboard over layered backups with a DWO-compatible latest", "BackupPolicy", "spec", map[string]any{
+			"schedule": "0 2 * * *", "registry": map[string]any{"repository": "registry.example.com/backups"},
+			"dashboard": map[string]any{"enabled": true}, "artifact": map[string]any{"format": "layered", "dwoCompatibleLatest": true},
 		}),
 		Entry("dashboard without a Secret (anonymous reads)", "BackupPolicy", "spec.dashboard", map[string]any{"enabled": true}),
 		Entry("restore from a digest reference", "WorkspaceRestore", "spec", map[string]any{
@@ -153,6 +167,7 @@ var _ = Describe("CRD validation", func() {
 		Expect(p.Spec.Retention.DeleteArtifacts).To(HaveValue(BeTrue()))
 		Expect(p.Spec.Job.BackoffLimit).To(HaveValue(BeEquivalentTo(2)))
 		Expect(p.Spec.Job.ActiveDeadlineSeconds).To(HaveValue(BeEquivalentTo(3600)))
+		Expect(p.Spec.Artifact.Format).To(Equal(backupv1alpha1.ArtifactFormatDWO))
 	})
 
 	It("defaults the CA bundle key", func() {

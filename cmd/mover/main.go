@@ -2,7 +2,8 @@
 // it (docs/mover-contract.md). It runs as the `/mover` binary of the operator image:
 //
 //	mover backup  --source DIR --repository REG/PATH/NS/WS --tag TAG --workspace NAME --namespace NS
-//	              [--workspace-id ID] [--created RFC3339] [--auth-dir DIR] [--ca-file PEM] [--insecure]
+//	              [--workspace-id ID] [--created RFC3339] [--format dwo|layered] [--previous TAG|DIGEST]
+//	              [--dwo-compatible-latest] [--group-bytes N] [--auth-dir DIR] [--ca-file PEM] [--insecure]
 //	              [--result-file FILE]
 //	mover restore --target DIR --reference REF(:TAG|@DIGEST) [--overwrite]
 //	              [--auth-dir DIR] [--ca-file PEM] [--insecure] [--result-file FILE]
@@ -29,7 +30,8 @@ import (
 
 const usage = `usage:
   mover backup  --source DIR --repository REG/PATH/NS/WS --tag TAG --workspace NAME --namespace NS
-                [--workspace-id ID] [--created RFC3339] [--auth-dir DIR] [--ca-file PEM] [--insecure]
+                [--workspace-id ID] [--created RFC3339] [--format dwo|layered] [--previous TAG|DIGEST]
+                [--dwo-compatible-latest] [--group-bytes N] [--auth-dir DIR] [--ca-file PEM] [--insecure]
                 [--result-file FILE]
   mover restore --target DIR --reference REF(:TAG|@DIGEST) [--overwrite]
                 [--auth-dir DIR] [--ca-file PEM] [--insecure] [--result-file FILE]
@@ -79,6 +81,12 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 		fs.StringVar(&o.Workspace, "workspace", "", "DevWorkspace name")
 		fs.StringVar(&o.Namespace, "namespace", "", "DevWorkspace namespace")
 		fs.StringVar(&o.WorkspaceID, "workspace-id", "", "DevWorkspace id")
+		fs.StringVar(&o.Format, "format", mover.FormatDWO, "artifact format: dwo (one layer) or layered")
+		fs.StringVar(&o.Previous, "previous", "",
+			"tag or digest of the backup whose layers a layered backup reuses (default latest)")
+		fs.BoolVar(&o.DWOCompatibleLatest, "dwo-compatible-latest", false,
+			"with --format layered, write latest as one layer too")
+		fs.Int64Var(&o.GroupBytes, "group-bytes", 0, "with --format layered, the smallest average group size in bytes")
 		created := fs.String("created", "", "backup time recorded in the manifest (RFC 3339; default: the time in the tag)")
 		runCmd = func() mover.Result {
 			if *created != "" {

@@ -101,7 +101,7 @@ func writeDir(dir string, n int) error {
 }
 
 // The mover's memory does not grow with the size of a file or the number of
-// files: its VmHWM stays under 100 MiB for both, backing up and restoring.
+// files: its VmHWM stays under 100 MiB for both, backing up and restoring, in both formats.
 func TestPeakMemoryBounded(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the mover, backs up and restores 2 GiB and 200,000 files: not with -short")
@@ -120,11 +120,13 @@ func TestPeakMemoryBounded(t *testing.T) {
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			src := tt.tree(t)
-			repo := fmt.Sprintf("%s/mem/ns/ws%d", reg.Host, i)
-			backup := runMeasured(t, bin, tt.files, "backup", "--source", src, "--repository", repo,
-				"--tag", "20261126T020000Z", "--workspace", "ws", "--namespace", "ns", "--insecure")
-			runMeasured(t, bin, tt.files, "restore", "--target", filepath.Join(tt.target(t), "projects"),
-				"--reference", backup.Reference, "--insecure")
+			for _, format := range []string{mover.FormatDWO, mover.FormatLayered} {
+				repo := fmt.Sprintf("%s/mem/ns/ws%d-%s", reg.Host, i, format)
+				backup := runMeasured(t, bin, tt.files, "backup", "--source", src, "--repository", repo,
+					"--tag", "20261126T020000Z", "--workspace", "ws", "--namespace", "ns", "--insecure", "--format", format)
+				runMeasured(t, bin, tt.files, "restore", "--target", filepath.Join(tt.target(t), "projects"),
+					"--reference", backup.Reference, "--insecure")
+			}
 		})
 	}
 }

@@ -1,6 +1,8 @@
 package controller
 
 import (
+	"slices"
+	"strings"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
@@ -190,6 +192,39 @@ func backupArgs(sourcePath, repository, tag string, created time.Time, workspace
 		"--namespace", namespace,
 		"--workspace-id", workspaceID,
 	}, registryArgs(withAuth, withCA, insecure)...)
+}
+
+// formatArgs are the `mover backup` flags of the policy's artifact format: none for the dwo format
+// (the mover's default); for the layered format, the previous backup whose layers may be reused
+// (previousArtifact) and whether latest is written in the dwo format too.
+func formatArgs(artifact backupv1alpha1.ArtifactSpec, previousDigest string) []string {
+	if artifact.Format != backupv1alpha1.ArtifactFormatLayered {
+		return nil
+	}
+	args := []string{"--format", string(backupv1alpha1.ArtifactFormatLayered)}
+	if previousDigest != "" {
+		args = append(args, "--previous", previousDigest)
+	}
+	if artifact.DWOCompatibleLatest {
+		args = append(args, "--dwo-compatible-latest")
+	}
+	return args
+}
+
+// previousArtifact is the manifest digest of the newest Succeeded backup of workspaceID among
+// backups (those of one policy) that lies in repository: a layered backup reuses its layers. The
+// mover falls back to latest when there is none.
+func previousArtifact(backups []*backupv1alpha1.WorkspaceBackup, repository, workspaceID string) string {
+	backups = slices.Clone(backups)
+	slices.SortFunc(backups, newestFirst)
+	for _, b := range backups {
+		a := b.Status.Artifact
+		if b.Status.Phase == backupv1alpha1.BackupSucceeded && b.Status.WorkspaceID == workspaceID && a != nil && a.Digest != "" &&
+			strings.HasPrefix(a.Reference, repository+":") {
+			return a.Digest
+		}
+	}
+	return ""
 }
 
 // restoreArgs is the `mover restore` command line (docs/mover-contract.md).

@@ -201,11 +201,17 @@ func (r *WorkspaceBackupReconciler) start(ctx context.Context, b *backupv1alpha1
 		return ctrl.Result{}, err
 	}
 	repository, tag := artifactRepository(policy.Spec.Registry.Repository, b.Namespace, ws.Name), backupTag(b)
+	previous, err := r.previousDigest(ctx, b, policy, ws.ID, repository)
+	if err != nil {
+		r.throttle.release(b)
+		return ctrl.Result{}, err
+	}
 	job, err := r.movers.launch(ctx, moverRun{Owner: b, Policy: policy, Workspace: *ws, Storage: st,
 		JobName: childName("backup", b.Name), ReadOnly: true,
 		Args: func(creds credentials) []string {
-			return backupArgs(st.location.Path, repository, tag, taggedTime(b), ws.Name, b.Namespace, ws.ID,
-				creds.SecretName != "", creds.WithCA, policy.Spec.Registry.Insecure)
+			return append(backupArgs(st.location.Path, repository, tag, taggedTime(b), ws.Name, b.Namespace, ws.ID,
+				creds.SecretName != "", creds.WithCA, policy.Spec.Registry.Insecure),
+				formatArgs(policy.Spec.Artifact, previous)...)
 		}})
 	if err != nil {
 		r.throttle.release(b)
@@ -224,6 +230,28 @@ func (r *WorkspaceBackupReconciler) start(ctx context.Context, b *backupv1alpha1
 		message: fmt.Sprintf("mover Job %s is backing up %s/%s", job.Name, st.location.ClaimName, st.location.Path)})
 	r.Recorder.Eventf(b, nil, corev1.EventTypeNormal, "BackupStarted", "Start", "%s", b.Status.Message)
 	return ctrl.Result{}, nil
+}
+
+// previousDigest is, for a layered policy, the digest of the workspace's newest Succeeded backup
+// of this policy (previousArtifact), whose layers the mover may reuse. It is read from the API
+// server, not the cache: a backup that just succeeded must not be missed (the mover would then
+// compare with latest, or an older backup, and upload more than changed).
+func (r *WorkspaceBackupReconciler) previousDigest(ctx context.Context, b *backupv1alpha1.WorkspaceBackup,
+	policy *backupv1alpha1.BackupPolicy, workspaceID, repository string) (string, error) {
+	if policy.Spec.Artifact.Format != backupv1alpha1.ArtifactFormatLayered || workspaceID == "" {
+		return "", nil
+	}
+	var list backupv1alpha1.WorkspaceBackupList
+	// Manual backups carry no workspace-id label: select by name, then match the id in status.
+	if err := r.APIReader.List(ctx, &list, client.InNamespace(b.Namespace), client.MatchingLabels{
+		backupv1alpha1.LabelPolicy: policy.Name, backupv1alpha1.LabelWorkspace: childName(b.Spec.WorkspaceName)}); err != nil {
+		return "", err
+	}
+	backups := make([]*backupv1alpha1.WorkspaceBackup, 0, len(list.Items))
+	for i := range list.Items {
+		backups = append(backups, &list.Items[i])
+	}
+	return previousArtifact(backups, repository, workspaceID), nil
 }
 
 // watchJob follows a running backup: it stops the Job when the developer needs the workspace,

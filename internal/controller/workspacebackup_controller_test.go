@@ -384,3 +384,24 @@ func eventReasons(namespace string) []string {
 	}
 	return reasons
 }
+
+var _ = Describe("WorkspaceBackup reconciler with a layered policy", func() {
+	It("passes --format layered, the previous backup's digest and --dwo-compatible-latest to the mover", func() {
+		f := newBackupFixture(func(p *backupv1alpha1.BackupPolicy) {
+			p.Spec.Artifact = backupv1alpha1.ArtifactSpec{Format: backupv1alpha1.ArtifactFormatLayered, DWOCompatibleLatest: true}
+		})
+		stoppedWorkspace(f.Namespace, "my-ws")
+		first := manualBackup(f.Namespace, "my-ws", f.Policy.Name)
+		running := eventuallyPhase(first, backupv1alpha1.BackupRunning)
+		job := moverJob(first)
+		Expect(jobArg(job, "--format")).To(Equal("layered"))
+		Expect(job.Spec.Template.Spec.Containers[0].Command).To(ContainElement("--dwo-compatible-latest"))
+		Expect(jobArg(job, "--previous")).To(BeEmpty(), "a first backup has nothing to reuse")
+		finishJob(job, true, succeededResult(running.Status.Artifact.Reference), "")
+		done := eventuallyPhase(first, backupv1alpha1.BackupSucceeded)
+
+		second := manualBackup(f.Namespace, "my-ws", f.Policy.Name)
+		eventuallyPhase(second, backupv1alpha1.BackupRunning)
+		Expect(jobArg(moverJob(second), "--previous")).To(Equal(done.Status.Artifact.Digest))
+	})
+})

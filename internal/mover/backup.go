@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -29,6 +30,20 @@ type BackupOptions struct {
 	// Created is the backup time the manifest records (--created); zero takes it
 	// from the tag, and a tag without one records none.
 	Created time.Time
+	// Format is FormatDWO (the default when empty: one layer) or FormatLayered
+	// (--format; docs/mover-contract.md, "Layered artifacts").
+	Format string
+	// Previous is the tag or digest, in the repository, of the backup whose
+	// layers a layered backup may reuse (--previous); empty means latest.
+	Previous string
+	// DWOCompatibleLatest writes latest of a layered backup in the single-layer
+	// format as well (--dwo-compatible-latest; compat.go).
+	DWOCompatibleLatest bool
+	// GroupBytes is the smallest average group size of a layered backup
+	// (--group-bytes); zero means DefaultGroupBytes.
+	GroupBytes int64
+	// exactGroupBytes, in tests, is the group size whatever the tree's size.
+	exactGroupBytes int64
 	// Open opens source files by their full path; nil opens them relative to their
 	// directory. Tests count or fail reads with it.
 	Open OpenFunc
@@ -47,8 +62,23 @@ func (o BackupOptions) validate() error {
 	if o.Tag == LatestTag {
 		return failf(ReasonInvalidArguments, "--tag must be unique, not %q", LatestTag)
 	}
+	switch o.Format {
+	case "", FormatDWO:
+		if o.Previous != "" || o.DWOCompatibleLatest || o.GroupBytes != 0 {
+			return failf(ReasonInvalidArguments, "--previous, --dwo-compatible-latest and --group-bytes need --format %s", FormatLayered)
+		}
+	case FormatLayered:
+		if o.GroupBytes != 0 && o.GroupBytes < minGroupBytes {
+			return failf(ReasonInvalidArguments, "--group-bytes must be at least %d", minGroupBytes)
+		}
+	default:
+		return failf(ReasonInvalidArguments, "--format must be %s or %s, not %q", FormatDWO, FormatLayered, o.Format)
+	}
 	return nil
 }
+
+// minGroupBytes is the smallest --group-bytes: smaller groups only add requests.
+const minGroupBytes = 64 << 10
 
 // errUploadAborted stops the archive writer when the upload has failed.
 var errUploadAborted = errors.New("upload aborted")
@@ -88,11 +118,17 @@ func backup(ctx context.Context, o BackupOptions) (Result, error) {
 	if _, err := name.NewTag(repoName.Name()+":"+o.Tag, name.StrictValidation); err != nil {
 		return Result{}, failf(ReasonInvalidArguments, "--tag %q: %w", o.Tag, err)
 	}
+	if o.Previous != "" {
+		if _, err := name.ParseReference(repoName.Name()+previousSeparator(o.Previous)+o.Previous, name.StrictValidation); err != nil {
+			return Result{}, failf(ReasonInvalidArguments, "--previous %q is not a tag or digest: %w", o.Previous, err)
+		}
+	}
 	repo, err := client.Open(ctx, repoName, registry.Push)
 	if err != nil {
 		return Result{}, err
 	}
-	b := &backupRun{opts: o, src: src, repo: repo, count: &counters{}}
+	b := &backupRun{opts: o, src: src, repo: repo, count: &counters{},
+		openDelete: func(ctx context.Context) (*registry.Repo, error) { return client.Open(ctx, repoName, registry.Delete) }}
 	stop := startProgress(o.Progress, o.ProgressInterval, "backup", b.count)
 	defer stop()
 	return b.run(ctx)
@@ -103,9 +139,15 @@ type backupRun struct {
 	src   int // the source directory, opened by openSource
 	repo  *registry.Repo
 	count *counters
+	// openDelete opens the repository for deletion, asked for only when a
+	// DWO-compatible latest replaces another (compat.go).
+	openDelete func(context.Context) (*registry.Repo, error)
 }
 
 func (b *backupRun) run(ctx context.Context) (Result, error) {
+	if b.opts.Format == FormatLayered {
+		return b.runLayered(ctx)
+	}
 	if res, ok, err := b.tagIfUnchanged(ctx); ok || err != nil {
 		return res, err
 	}
@@ -118,12 +160,7 @@ func (b *backupRun) run(ctx context.Context) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	created := b.opts.Created
-	if created.IsZero() {
-		created = createdTime(b.opts.Tag)
-	}
-	manifest, err := buildManifest(layer, config, artifactMeta{workspace: b.opts.Workspace, namespace: b.opts.Namespace,
-		workspaceID: b.opts.WorkspaceID, created: created, files: files, bytes: bytes, fingerprint: fp})
+	manifest, err := buildManifest(layer, config, b.meta(files, bytes, fp))
 	if err != nil {
 		return Result{}, err
 	}
@@ -134,6 +171,24 @@ func (b *backupRun) run(ctx context.Context) (Result, error) {
 	return Result{Phase: PhaseSucceeded, Reason: ReasonCompleted,
 		Message:   fmt.Sprintf("backed up %d files (%d bytes, %d skipped) into %d bytes", files, bytes, b.count.skipped.Load(), layer.Size),
 		Reference: b.repo.Reference(b.opts.Tag), Digest: digest, SizeBytes: layer.Size, Bytes: bytes, Files: files}, nil
+}
+
+// meta is what the manifest records about this backup.
+func (b *backupRun) meta(files, bytes int64, fp string) artifactMeta {
+	created := b.opts.Created
+	if created.IsZero() {
+		created = createdTime(b.opts.Tag)
+	}
+	return artifactMeta{workspace: b.opts.Workspace, namespace: b.opts.Namespace,
+		workspaceID: b.opts.WorkspaceID, created: created, files: files, bytes: bytes, fingerprint: fp}
+}
+
+// previousSeparator joins a repository and --previous: "@" for a digest, ":" for a tag.
+func previousSeparator(ref string) string {
+	if strings.Contains(ref, ":") {
+		return "@"
+	}
+	return ":"
 }
 
 // publish puts the manifest under the unique tag, then moves latest, but only
@@ -198,7 +253,9 @@ func (b *backupRun) tagIfUnchanged(ctx context.Context) (Result, bool, error) {
 		return Result{}, false, err
 	}
 	m, err := parseManifest(latest.Bytes)
-	if err != nil || m.ArtifactType != ArtifactType || m.Annotations[AnnotationTreeFingerprint] == "" {
+	// A layered latest is not this format's: its fragments lack the tar end blocks.
+	if err != nil || m.ArtifactType != ArtifactType || m.Annotations[AnnotationTreeFingerprint] == "" ||
+		m.Annotations[AnnotationFormat] != "" {
 		return Result{}, false, nil //nolint:nilerr // an unreadable latest just means a full backup
 	}
 	layer, err := backupLayer(m)
@@ -224,30 +281,38 @@ func (b *backupRun) tagIfUnchanged(ctx context.Context) (Result, bool, error) {
 		Bytes: bytes, Files: files}, true, nil
 }
 
-// uploadLayer streams walk -> tar -> gzip -> registry in one pass. The archive
-// is written in a goroutine into a pipe whose reader is the upload body.
+// uploadLayer streams walk -> tar -> gzip -> registry in one pass.
 func (b *backupRun) uploadLayer(ctx context.Context) (registry.Descriptor, string, error) {
+	var fp string
+	layer, err := b.streamBlob(ctx, func(w io.Writer) error {
+		var err error
+		fp, err = writeArchive(ctx, w, b.src, b.opts.Source, b.opts.Open, b.count)
+		return err
+	})
+	return layer, fp, err
+}
+
+// streamBlob uploads what write produces as one blob, in one pass: write runs in
+// a goroutine into a pipe whose reader is the upload body. The producer's error
+// wins over the upload's, which is then only its consequence.
+func (b *backupRun) streamBlob(ctx context.Context, write func(io.Writer) error) (registry.Descriptor, error) {
 	pr, pw := io.Pipe()
-	type archived struct {
-		fp  string
-		err error
-	}
-	done := make(chan archived, 1)
+	done := make(chan error, 1)
 	go func() {
-		fp, err := writeArchive(ctx, pw, b.src, b.opts.Source, b.opts.Open, b.count)
+		err := write(pw)
 		_ = pw.CloseWithError(err)
-		done <- archived{fp, err}
+		done <- err
 	}()
 	layer, upErr := b.repo.PushBlobStream(ctx, MediaTypeLayerGzip, pr)
 	_ = pr.CloseWithError(errUploadAborted)
-	a := <-done
+	werr := <-done
 	switch {
-	case a.err != nil && !errors.Is(a.err, errUploadAborted) && !errors.Is(a.err, io.ErrClosedPipe):
-		return layer, "", a.err
+	case werr != nil && !errors.Is(werr, errUploadAborted) && !errors.Is(werr, io.ErrClosedPipe):
+		return layer, werr
 	case upErr != nil:
-		return layer, "", upErr
-	case a.err != nil:
-		return layer, "", a.err
+		return layer, upErr
+	case werr != nil:
+		return layer, werr
 	}
-	return layer, a.fp, nil
+	return layer, nil
 }

@@ -1,6 +1,7 @@
 package mover
 
 import (
+	"archive/tar"
 	"crypto/sha256"
 	"encoding/hex"
 	"hash"
@@ -12,16 +13,37 @@ import (
 // records change, so an old fingerprint never matches a new tree.
 const fingerprintVersion = "v1"
 
+// layerFingerprintVersion prefixes the fingerprint of a layered backup's group
+// (layered.go); it changes whenever a fragment's bytes would.
+const layerFingerprintVersion = "layer-v1"
+
 // fingerprint hashes what lstat says about each entry, in walk order: a tree
 // whose paths, types, modes, sizes, mtimes, owners and link targets are equal
 // gives an equal fingerprint, and computing it reads no file content.
 type fingerprint struct {
-	h   hash.Hash
-	buf []byte
+	version string
+	h       hash.Hash
+	buf     []byte
 }
 
 func newFingerprint() *fingerprint {
-	return &fingerprint{h: sha256.New(), buf: make([]byte, 0, 512)}
+	return &fingerprint{version: fingerprintVersion, h: sha256.New(), buf: make([]byte, 0, 512)}
+}
+
+func newLayerFingerprint() *fingerprint {
+	f := newFingerprint()
+	f.version = layerFingerprintVersion
+	return f
+}
+
+// addLayerEntry adds an entry of a group and the name a hard link of it points
+// at: which name of an inode is archived first depends on the whole walk, and
+// a reused fragment must hold the same link as a fresh one would.
+func (f *fingerprint) addLayerEntry(e entry, hdr *tar.Header) {
+	f.add(e)
+	if hdr != nil && hdr.Typeflag == tar.TypeLink {
+		f.h.Write([]byte("=> " + hdr.Linkname + "\n"))
+	}
 }
 
 func (f *fingerprint) add(e entry) {
@@ -48,7 +70,7 @@ func (f *fingerprint) add(e entry) {
 }
 
 func (f *fingerprint) sum() string {
-	return fingerprintVersion + ":sha256:" + hex.EncodeToString(f.h.Sum(nil))
+	return f.version + ":sha256:" + hex.EncodeToString(f.h.Sum(nil))
 }
 
 // entryKind is one letter per entry type.

@@ -27,6 +27,16 @@ const (
 	AnnotationFiles           = AnnotationPrefix + "files"
 	AnnotationBytes           = AnnotationPrefix + "bytes"
 	AnnotationTreeFingerprint = AnnotationPrefix + "tree-fingerprint"
+	// The layered format (layered.go): the manifest's format and group size, each
+	// layer's lstat fingerprint, and on a DWO-compatible latest the digest of the
+	// layered manifest it was built from.
+	AnnotationFormat           = AnnotationPrefix + "format"
+	AnnotationGroupBytes       = AnnotationPrefix + "group-bytes"
+	AnnotationLayerFingerprint = AnnotationPrefix + "fingerprint"
+	AnnotationLayeredManifest  = AnnotationPrefix + "layered-manifest"
+	// FormatDWO and FormatLayered are the values of --format.
+	FormatDWO     = "dwo"
+	FormatLayered = "layered"
 	// LatestTag is moved to the newest successful backup.
 	LatestTag = "latest"
 	// TagTimeLayout is the UTC time a backup tag may hold as one of its "-"-separated segments.
@@ -59,12 +69,21 @@ type artifactMeta struct {
 	created                           time.Time
 	files, bytes                      int64
 	fingerprint                       string
+	format                            string // FormatLayered, or empty for the single-layer format
+	groupBytes                        int64
+	layeredManifest                   string // a DWO-compatible latest: the layered manifest's digest
 }
 
 // buildManifest writes the manifest by hand: go-containerregistry's mutate cannot
 // set artifactType or layer annotations. encoding/json sorts map keys, so the
 // same inputs give the same bytes.
 func buildManifest(layer, config registry.Descriptor, meta artifactMeta) ([]byte, error) {
+	return buildManifestLayers([]ociDescriptor{{MediaType: MediaTypeLayerGzip, Digest: layer.Digest.String(),
+		Size: layer.Size, Annotations: map[string]string{AnnotationTitle: LayerTitle}}}, config, meta)
+}
+
+// buildManifestLayers writes a manifest of any layers (the layered format).
+func buildManifestLayers(layers []ociDescriptor, config registry.Descriptor, meta artifactMeta) ([]byte, error) {
 	ann := map[string]string{
 		AnnotationWorkspaceName:      meta.workspace,
 		AnnotationWorkspaceNamespace: meta.namespace,
@@ -74,6 +93,13 @@ func buildManifest(layer, config registry.Descriptor, meta artifactMeta) ([]byte
 	}
 	if meta.workspaceID != "" {
 		ann[AnnotationWorkspaceID] = meta.workspaceID
+	}
+	if meta.format != "" {
+		ann[AnnotationFormat] = meta.format
+		ann[AnnotationGroupBytes] = strconv.FormatInt(meta.groupBytes, 10)
+	}
+	if meta.layeredManifest != "" {
+		ann[AnnotationLayeredManifest] = meta.layeredManifest
 	}
 	// No known time leaves the annotations out: the clock would make every
 	// retry of the same backup a different manifest under the same tag.
@@ -87,8 +113,7 @@ func buildManifest(layer, config registry.Descriptor, meta artifactMeta) ([]byte
 		ArtifactType:  ArtifactType,
 		Config: ociDescriptor{MediaType: MediaTypeEmpty, Digest: config.Digest.String(),
 			Size: config.Size, Data: emptyConfig},
-		Layers: []ociDescriptor{{MediaType: MediaTypeLayerGzip, Digest: layer.Digest.String(), Size: layer.Size,
-			Annotations: map[string]string{AnnotationTitle: LayerTitle}}},
+		Layers:      layers,
 		Annotations: ann,
 	}
 	return json.Marshal(m)
@@ -100,6 +125,22 @@ func parseManifest(data []byte) (ociManifest, error) {
 		return m, failf(ReasonInvalidArtifact, "manifest is not JSON: %w", err)
 	}
 	return m, nil
+}
+
+// archiveLayers are the layers that hold the tar, in order: the one titled
+// devworkspace-backup.tar.gz, else every layer of a layered manifest (tar
+// fragments to concatenate), else the only layer.
+func archiveLayers(m ociManifest) ([]ociDescriptor, error) {
+	if m.Annotations[AnnotationFormat] == FormatLayered && len(m.Layers) > 0 {
+		for _, l := range m.Layers {
+			if l.MediaType != MediaTypeLayerGzip {
+				return nil, failf(ReasonInvalidArtifact, "layered artifact has a layer of type %q", l.MediaType)
+			}
+		}
+		return m.Layers, nil
+	}
+	l, err := backupLayer(m)
+	return []ociDescriptor{l}, err
 }
 
 // backupLayer finds the layer that holds the tar: the one titled

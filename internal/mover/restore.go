@@ -5,12 +5,13 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"time"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/klauspost/pgzip"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/dwbackup/devworkspace-backup-operator/internal/registry"
 )
@@ -60,68 +61,91 @@ func restore(ctx context.Context, o RestoreOptions) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	layer, err := manifestLayer(m)
+	layers, err := manifestLayers(m)
 	if err != nil {
 		return Result{}, err
 	}
-	// The blob is open (200, the manifest's size) before --overwrite removes
-	// anything: a registry that lost it leaves the workspace as it was.
-	blob, err := repo.FetchBlob(ctx, layer)
+	// The first blob is open (200, the manifest's size) and every other one
+	// known to the registry before --overwrite removes anything: a registry
+	// that lost one leaves the workspace as it was.
+	first, err := repo.FetchBlob(ctx, layers[0])
 	if err != nil {
 		return Result{}, err
 	}
-	defer func() { _ = blob.Close() }()
+	chain := newLayerChain(ctx, repo, layers, first)
+	defer chain.close()
+	if err := checkBlobs(ctx, repo, layers[1:]); err != nil {
+		return Result{}, err
+	}
 	if err := target.prepare(o.Overwrite); err != nil {
 		return Result{}, err
 	}
 	count := &counters{}
 	stop := startProgress(o.Progress, o.ProgressInterval, "restore", count)
 	defer stop()
-	if err := restoreLayer(ctx, blob, layer, target.fd, count); err != nil {
+	if err := restoreLayers(ctx, chain, target.fd, count); err != nil {
 		return Result{}, err
 	}
 	files, n := count.files.Load(), count.bytes.Load()
+	var size int64
+	for _, l := range layers {
+		size += l.Size
+	}
 	return Result{Phase: PhaseSucceeded, Reason: ReasonCompleted,
 		Message:   fmt.Sprintf("restored %d files (%d bytes, %d skipped) from %s", files, n, count.skipped.Load(), repo.Reference(m.Digest.String())),
-		Reference: o.Reference, Digest: m.Digest.String(), SizeBytes: layer.Size, Bytes: n, Files: files}, nil
+		Reference: o.Reference, Digest: m.Digest.String(), SizeBytes: size, Bytes: n, Files: files}, nil
 }
 
-func manifestLayer(m registry.Manifest) (registry.Descriptor, error) {
+// manifestLayers are the layers that hold the archive, in order (archiveLayers).
+func manifestLayers(m registry.Manifest) ([]registry.Descriptor, error) {
 	parsed, err := parseManifest(m.Bytes)
 	if err != nil {
-		return registry.Descriptor{}, err
+		return nil, err
 	}
-	l, err := backupLayer(parsed)
+	ls, err := archiveLayers(parsed)
 	if err != nil {
-		return registry.Descriptor{}, err
+		return nil, err
 	}
-	h, err := v1.NewHash(l.Digest)
-	if err != nil {
-		return registry.Descriptor{}, failf(ReasonInvalidArtifact, "layer digest: %w", err)
-	}
-	return registry.Descriptor{MediaType: l.MediaType, Digest: h, Size: l.Size}, nil
+	return descriptors(ls)
 }
 
-// restoreLayer streams the opened blob into the target and verifies its digest
-// at the end: there is no temp file, so a mismatch is found after the files are
-// written, and reported as DigestMismatch (docs/mover-contract.md).
-func restoreLayer(ctx context.Context, blob io.Reader, layer registry.Descriptor, dirfd int, count *counters) error {
-	vr := newBlobReader(io.LimitReader(blob, layer.Size+1))
-	defer vr.close()
-	extractErr := extractStream(ctx, vr, dirfd, count)
+// checkBlobs asks the registry for every blob, a few at a time.
+func checkBlobs(ctx context.Context, repo *registry.Repo, layers []registry.Descriptor) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(layerWindow)
+	for _, l := range layers {
+		g.Go(func() error {
+			ok, err := repo.BlobExists(gctx, l.Digest)
+			if err == nil && !ok {
+				err = failf(ReasonArtifactNotFound, "layer %s is missing from %s", l.Digest, repo.Name())
+			}
+			return err
+		})
+	}
+	return g.Wait()
+}
+
+// restoreLayers streams the layers into the target and verifies each digest as
+// its blob ends: there is no temp file, so a mismatch is found after the files
+// of that layer are written, and reported as DigestMismatch (docs/mover-contract.md).
+func restoreLayers(ctx context.Context, chain *layerChain, dirfd int, count *counters) error {
+	extractErr := extractStream(ctx, chain, dirfd, count)
 	if ctx.Err() != nil {
 		return extractErr
 	}
-	// Read what the tar reader left (padding, a corrupt tail) to hash the whole blob.
-	if _, err := io.Copy(io.Discard, vr); err != nil && extractErr == nil {
-		return fmt.Errorf("read layer: %w", err)
+	// Read what the tar reader left (padding, a corrupt tail) to verify every blob.
+	if _, err := io.Copy(io.Discard, chain); err != nil && extractErr == nil {
+		extractErr = err
 	}
-	if got := vr.sum(); got != layer.Digest.String() || vr.n != layer.Size {
-		msg := fmt.Sprintf("layer %s: received %d bytes with digest %s, expected %d bytes", layer.Digest, vr.n, got, layer.Size)
-		if extractErr != nil {
+	if reasonOf(chain.err) == ReasonDigestMismatch {
+		msg := chain.err.Error()
+		if extractErr != nil && !errors.Is(extractErr, chain.err) {
 			msg += "; " + extractErr.Error()
 		}
 		return failf(ReasonDigestMismatch, "%s; files already written to the target may be corrupt", msg)
+	}
+	if chain.err != nil {
+		return chain.err
 	}
 	return extractErr
 }

@@ -21,6 +21,9 @@ type entry struct {
 	// dirfd is the open directory that holds the entry as name; valid only while visit runs.
 	dirfd int
 	name  string
+	// dirSeq numbers the directory visits of one walk: entries with the same
+	// dirSeq share their dirfd (a descriptor number is reused once closed).
+	dirSeq int
 }
 
 func (e entry) stat() *unix.Stat_t {
@@ -45,11 +48,14 @@ func walk(ctx context.Context, root int, visit func(entry) error) error {
 	if err != nil {
 		return failf(ReasonUnreadableFile, "cannot read directory .: %w", err)
 	}
-	return walkDir(ctx, fd, "", visit)
+	var seq int
+	return walkDir(ctx, fd, "", &seq, visit)
 }
 
 // walkDir visits the directory open as fd and closes it.
-func walkDir(ctx context.Context, fd int, rel string, visit func(entry) error) error {
+func walkDir(ctx context.Context, fd int, rel string, seq *int, visit func(entry) error) error {
+	*seq++
+	dirSeq := *seq
 	dir := os.NewFile(uintptr(fd), displayPath(rel))
 	defer func() { _ = dir.Close() }()
 	names, err := dir.Readdirnames(-1)
@@ -65,6 +71,7 @@ func walkDir(ctx context.Context, fd int, rel string, visit func(entry) error) e
 		if err != nil {
 			return err
 		}
+		e.dirSeq = dirSeq
 		if err := visit(e); err != nil {
 			return err
 		}
@@ -75,7 +82,7 @@ func walkDir(ctx context.Context, fd int, rel string, visit func(entry) error) e
 		if err != nil {
 			return failf(ReasonUnreadableFile, "cannot read directory %s: %w", e.path, err)
 		}
-		if err := walkDir(ctx, sub, e.path, visit); err != nil {
+		if err := walkDir(ctx, sub, e.path, seq, visit); err != nil {
 			return err
 		}
 	}

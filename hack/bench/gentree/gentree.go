@@ -353,3 +353,73 @@ func sourceText(rnd *rand.Rand, buf []byte, size int) []byte {
 	}
 	return buf[:size]
 }
+
+// DevDay changes the tree the way a developer's day does, in three
+// directories, deterministically for a day number >= 1: it rewrites sources of
+// one module (src/moduleNN, NN = day mod 23), adds new loose git objects, and
+// rebuilds an output folder (build/, removed and written again). Together the
+// three touch about fraction of the tree's files (a third each), every file
+// under 1 MiB, with mtimes of that day. It returns how many files it wrote.
+func DevDay(dir string, day int, fraction float64) (int, error) {
+	var files int
+	if err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			files++
+		}
+		return err
+	}); err != nil {
+		return 0, err
+	}
+	third := max(1, int(float64(files)*fraction/3))
+	rnd := rand.New(rand.NewPCG(20261201, uint64(day)))
+	when := MTime.Add(time.Duration(day) * 24 * time.Hour)
+	var plan []file
+	var sources []string
+	module := filepath.Join(dir, fmt.Sprintf("src/module%02d", day%23))
+	if err := filepath.WalkDir(module, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			rel, _ := filepath.Rel(dir, p)
+			sources = append(sources, rel)
+		}
+		return err
+	}); err != nil {
+		return 0, err
+	}
+	for i := 0; i < len(sources) && i < third; i++ {
+		plan = append(plan, file{path: sources[i*len(sources)/third], kind: kindSource,
+			size: textSize(rnd, 3800), mode: 0o644})
+	}
+	for i := range third {
+		id := uint64(day)<<32 | uint64(i)
+		p := fmt.Sprintf(".git/objects/%02x/%038x", (id*0x9e3779b97f4a7c15)>>56, id*0xbf58476d1ce4e5b9)
+		plan = append(plan, file{path: p, kind: kindRandom, size: 200 + rnd.IntN(7800), mode: 0o444})
+	}
+	if err := os.RemoveAll(filepath.Join(dir, "build")); err != nil {
+		return 0, err
+	}
+	for i := range third {
+		plan = append(plan, file{path: fmt.Sprintf("build/out/chunk%04d.js", i), kind: kindSource,
+			size: min(textSize(rnd, 20000), 1<<20-1), mode: 0o644})
+	}
+	if err := makeDirs(dir, plan); err != nil {
+		return 0, err
+	}
+	buf := make([]byte, 0, 1<<20)
+	ts := []unix.Timespec{unix.NsecToTimespec(when.UnixNano()), unix.NsecToTimespec(when.UnixNano())}
+	for _, f := range plan {
+		rnd := rand.New(rand.NewPCG(seedOf(f.path), uint64(day)))
+		buf = content(rnd, f, buf[:0])
+		p := filepath.Join(dir, f.path)
+		_ = os.Chmod(p, 0o644) // loose objects are read-only; a new one may not exist yet
+		if err := os.WriteFile(p, buf, 0o644); err != nil {
+			return 0, err
+		}
+		if err := os.Chmod(p, f.mode); err != nil {
+			return 0, err
+		}
+		if err := unix.UtimesNanoAt(unix.AT_FDCWD, p, ts, 0); err != nil {
+			return 0, err
+		}
+	}
+	return len(plan), nil
+}

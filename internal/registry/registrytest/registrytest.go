@@ -284,3 +284,15 @@ type TB interface {
 	Skip(args ...any)
 	TempDir() string
 }
+
+// GarbageCollect stops the registry, runs `docker-registry garbage-collect`
+// (which deletes the blobs no manifest refers to; distribution wants no
+// writes meanwhile) and starts it again on the same storage.
+func (d *Distribution) GarbageCollect(t TB) {
+	t.Helper()
+	d.Kill()
+	if out, err := exec.Command(d.bin, "garbage-collect", d.cfgPath).CombinedOutput(); err != nil {
+		t.Fatalf("docker-registry garbage-collect: %v\n%s", err, out)
+	}
+	d.Start(t)
+}

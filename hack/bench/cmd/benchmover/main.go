@@ -23,6 +23,9 @@ import (
 	"github.com/dwbackup/devworkspace-backup-operator/hack/bench/gentree"
 )
 
+// insecureFlag lets the mover talk plain HTTP to the benchmark's loopback registry.
+const insecureFlag = "--insecure"
+
 type config struct {
 	scale    float64
 	workRoot string
@@ -31,6 +34,10 @@ type config struct {
 	registry string
 	keep     bool
 	verbose  bool
+	// historyOnly runs only the seven-backup history of the layered format.
+	historyOnly bool
+	// groupBytes is passed to the layered backups as --group-bytes (0: the mover's default).
+	groupBytes int64
 }
 
 func main() {
@@ -42,6 +49,8 @@ func main() {
 	flag.StringVar(&c.registry, "registry", "docker-registry", "Debian's docker-registry binary")
 	flag.BoolVar(&c.keep, "keep", false, "keep the work directory")
 	flag.BoolVar(&c.verbose, "v", false, "show docker-registry's log")
+	flag.BoolVar(&c.historyOnly, "history-only", false, "run only the seven backups of single-layer vs layered")
+	flag.Int64Var(&c.groupBytes, "group-bytes", 0, "--group-bytes of the layered backups (0: the mover's default)")
 	flag.Parse()
 	if err := run(context.Background(), c); err != nil {
 		fmt.Fprintf(os.Stderr, "benchmover: %v\n", err)
@@ -72,12 +81,24 @@ func run(ctx context.Context, c config) error {
 	}
 	defer reg.stop()
 	b := &bench{cfg: c, work: work, tree: tree, reg: reg, treeBytes: st.Bytes, treeFiles: st.Files, perf: perfUsable()}
-	rows, err := b.runAll(ctx)
+	var rows []row
+	if !c.historyOnly {
+		if rows, err = b.runAll(ctx); err != nil {
+			return err
+		}
+	}
+	history, err := b.history(ctx)
 	if err != nil {
 		return err
 	}
-	printTable(os.Stdout, c.scale, st, rows)
-	if missed := checkBars(os.Stdout, rows); missed > 0 {
+	missed := 0
+	if !c.historyOnly {
+		printTable(os.Stdout, c.scale, st, rows)
+		missed += checkBars(os.Stdout, rows)
+		_, _ = fmt.Fprintln(os.Stdout)
+	}
+	printHistory(os.Stdout, history)
+	if missed += checkHistoryBars(os.Stdout, history); missed > 0 {
 		return fmt.Errorf("%d bar(s) missed", missed)
 	}
 	return nil

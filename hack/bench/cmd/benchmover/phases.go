@@ -240,7 +240,7 @@ func (b *bench) moverStep(name, tag string, kind phase) func(context.Context) (r
 			var err error
 			m, err = movertest.Run(ctx, b.cfg.mover, []string{"backup", "--source", b.tree,
 				"--repository", b.reg.Host + "/bench/mover/ws", "--tag", tag, "--workspace", "ws", "--namespace", "ns",
-				"--insecure"}, os.Stderr)
+				insecureFlag}, os.Stderr)
 			return err
 		})
 		if err != nil {

@@ -209,7 +209,7 @@ func (b *bench) dwoRestore(ref string) restoreMethod {
 func (b *bench) moverRestore(ref string) restoreMethod {
 	return func(s *stepper, dir string) (float64, procStats, string, error) {
 		target := filepath.Join(dir, "projects")
-		args := []string{"restore", "--target", target, "--reference", ref, "--insecure"}
+		args := []string{"restore", "--target", target, "--reference", ref, insecureFlag}
 		if s.perf != "" {
 			argv := append([]string{b.cfg.mover}, args...)
 			_, err := runCmd(s.command(append(argv, "--result-file", filepath.Join(dir, "result.json"))...))
