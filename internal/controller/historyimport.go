@@ -81,8 +81,7 @@ type importManifest struct {
 	ArtifactType string            `json:"artifactType"`
 	Annotations  map[string]string `json:"annotations"`
 	Layers       []struct {
-		Size        int64             `json:"size"`
-		Annotations map[string]string `json:"annotations"`
+		Size int64 `json:"size"`
 	} `json:"layers"`
 }
 
@@ -131,10 +130,10 @@ func readImportedArtifact(m registry.Manifest, reference, namespace, workspace s
 		ContentCreated: created.UTC()}
 	a.Files, _ = strconv.ParseInt(ann[mover.AnnotationFiles], 10, 64)
 	a.Bytes, _ = strconv.ParseInt(ann[mover.AnnotationBytes], 10, 64)
+	// The artifact's size is its layers' (one in the dwo format, one per group of files in the
+	// layered one), as the mover reports it.
 	for _, l := range man.Layers {
-		if l.Annotations[mover.AnnotationTitle] == mover.LayerTitle || len(man.Layers) == 1 {
-			a.SizeBytes = l.Size
-		}
+		a.SizeBytes += l.Size
 	}
 	return a, nil
 }
