@@ -39,6 +39,7 @@ vet: ## Run go vet.
 test: manifests generate fmt vet envtest-assets oras test-tools ## Run unit, envtest and mover tests (no cluster needed).
 	ENVTEST_USE_ENV=true KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" ORAS="$(ORAS)" DWBACKUP_SKIP_MISSING_TOOLS= \
 		go test $$(go list ./... | grep -v /test/e2e) -coverprofile cover.out
+	"$(MAKE)" --no-print-directory test-fuzz
 
 # The real-registry tests need Debian's docker-registry: installed when missing and root, else a
 # clear failure. They fail without it (internal/registry/registrytest), and `make test` clears the
@@ -170,3 +171,4 @@ endef
 include hack/bench/bench.mk
 include hack/local-cluster/local.mk
 include hack/prometheus/prometheus.mk
+include hack/fuzz/fuzz.mk

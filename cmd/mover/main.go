@@ -56,25 +56,48 @@ func reportPeakMemory(w io.Writer) {
 // run parses args, runs the command, writes the result and returns the exit code:
 // 0 on Succeeded or Skipped, 1 on Failed, 2 on a usage error.
 func run(ctx context.Context, args []string, stderr io.Writer) int {
+	cmd, ok := parseArgs(args, stderr)
+	if !ok {
+		return mover.ExitUsage
+	}
+	res := cmd.execute(ctx, stderr)
+	if err := mover.WriteResult(cmd.resultFile, res); err != nil {
+		_, _ = fmt.Fprintf(stderr, "write result: %v\n", err)
+		return 1
+	}
+	_, _ = fmt.Fprintf(stderr, "%s %s: %s\n", res.Phase, res.Reason, res.Message)
+	return res.ExitCode()
+}
+
+// command is one parsed mover invocation; parsing touches neither the file system nor the network.
+type command struct {
+	name       string // "backup" or "restore"
+	registry   registry.Options
+	resultFile string
+	backup     mover.BackupOptions
+	created    string // --created, checked when the backup runs so that its error is a result
+	restore    mover.RestoreOptions
+}
+
+// parseArgs parses the command line; ok is false after a usage error, which it has printed.
+func parseArgs(args []string, stderr io.Writer) (cmd command, ok bool) {
 	if len(args) == 0 {
 		_, _ = fmt.Fprint(stderr, usage)
-		return 2
+		return cmd, false
 	}
+	cmd.name = args[0]
 	fs := flag.NewFlagSet("mover "+args[0], flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { _, _ = fmt.Fprint(stderr, usage) }
-	var reg registry.Options
-	resultFile := mover.DefaultResultFile()
-	fs.StringVar(&reg.AuthDir, "auth-dir", "", "directory holding a docker config.json")
-	fs.StringVar(&reg.CAFile, "ca-file", "", "PEM file of an extra CA for the registry")
-	fs.BoolVar(&reg.Insecure, "insecure", false, "allow plain HTTP and unverified TLS")
-	fs.StringVar(&resultFile, "result-file", resultFile,
+	cmd.resultFile = mover.DefaultResultFile()
+	fs.StringVar(&cmd.registry.AuthDir, "auth-dir", "", "directory holding a docker config.json")
+	fs.StringVar(&cmd.registry.CAFile, "ca-file", "", "PEM file of an extra CA for the registry")
+	fs.BoolVar(&cmd.registry.Insecure, "insecure", false, "allow plain HTTP and unverified TLS")
+	fs.StringVar(&cmd.resultFile, "result-file", cmd.resultFile,
 		"where to write the JSON result (default /dev/termination-log if it exists, else stdout)")
-
-	var runCmd func() mover.Result
-	switch args[0] {
+	switch cmd.name {
 	case "backup":
-		var o mover.BackupOptions
+		o := &cmd.backup
 		fs.StringVar(&o.Source, "source", "", "directory to back up")
 		fs.StringVar(&o.Repository, "repository", "", "repository REG/PATH/NS/WS")
 		fs.StringVar(&o.Tag, "tag", "", "unique tag of this backup")
@@ -87,45 +110,44 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 		fs.BoolVar(&o.DWOCompatibleLatest, "dwo-compatible-latest", false,
 			"with --format layered, write latest as one layer too")
 		fs.Int64Var(&o.GroupBytes, "group-bytes", 0, "with --format layered, the smallest average group size in bytes")
-		created := fs.String("created", "", "backup time recorded in the manifest (RFC 3339; default: the time in the tag)")
-		runCmd = func() mover.Result {
-			if *created != "" {
-				t, err := time.Parse(time.RFC3339, *created)
-				if err != nil {
-					// A result, not a usage error: the controller sees the reason.
-					return mover.Result{Phase: mover.PhaseFailed, Reason: mover.ReasonInvalidArguments,
-						Message: fmt.Sprintf("--created %q is not an RFC 3339 time: %v", *created, err)}
-				}
-				o.Created = t
-			}
-			o.Registry, o.Progress = reg, stderr
-			return mover.Backup(ctx, o)
-		}
+		fs.StringVar(&cmd.created, "created", "",
+			"backup time recorded in the manifest (RFC 3339; default: the time in the tag)")
 	case "restore":
-		var o mover.RestoreOptions
+		o := &cmd.restore
 		fs.StringVar(&o.Target, "target", "", "directory to restore into")
 		fs.StringVar(&o.Reference, "reference", "", "artifact REF:TAG or REF@DIGEST")
 		fs.BoolVar(&o.Overwrite, "overwrite", false, "replace the target's content")
-		runCmd = func() mover.Result {
-			o.Registry, o.Progress = reg, stderr
-			return mover.Restore(ctx, o)
-		}
 	default:
 		_, _ = fmt.Fprintf(stderr, "unknown command %q\n%s", args[0], usage)
-		return 2
+		return cmd, false
 	}
 	if err := fs.Parse(args[1:]); err != nil {
-		return 2
+		return cmd, false
 	}
 	if fs.NArg() > 0 {
 		_, _ = fmt.Fprintf(stderr, "unexpected arguments %q\n%s", fs.Args(), usage)
-		return 2
+		return cmd, false
 	}
-	res := runCmd()
-	if err := mover.WriteResult(resultFile, res); err != nil {
-		_, _ = fmt.Fprintf(stderr, "write result: %v\n", err)
-		return 1
+	return cmd, true
+}
+
+// execute runs a parsed command.
+func (c command) execute(ctx context.Context, stderr io.Writer) mover.Result {
+	if c.name == "restore" {
+		o := c.restore
+		o.Registry, o.Progress = c.registry, stderr
+		return mover.Restore(ctx, o)
 	}
-	_, _ = fmt.Fprintf(stderr, "%s %s: %s\n", res.Phase, res.Reason, res.Message)
-	return res.ExitCode()
+	o := c.backup
+	if c.created != "" {
+		t, err := time.Parse(time.RFC3339, c.created)
+		if err != nil {
+			// A result, not a usage error: the controller sees the reason.
+			return mover.Result{Phase: mover.PhaseFailed, Reason: mover.ReasonInvalidArguments,
+				Message: fmt.Sprintf("--created %q is not an RFC 3339 time: %v", c.created, err)}
+		}
+		o.Created = t
+	}
+	o.Registry, o.Progress = c.registry, stderr
+	return mover.Backup(ctx, o)
 }

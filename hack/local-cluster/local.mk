@@ -52,6 +52,10 @@ smoke-local: deploy-local oras ## Back up one stopped workspace through a real J
 test-e2e: kustomize oras ## Run the e2e suite (test/e2e) on the local cluster with the operator deployed; tears the cluster down after, unless KEEP_CLUSTER=1.
 	KUSTOMIZE="$(KUSTOMIZE)" ORAS="$(ORAS)" hack/local-cluster/e2e.sh
 
+.PHONY: test-load
+test-load: kustomize oras ## Load on the local cluster: 200 stopped workspaces backed up at one slot, 10 at a time (docs/reliability.md).
+	KUSTOMIZE="$(KUSTOMIZE)" ORAS="$(ORAS)" E2E_ARGS='-ginkgo.label-filter=load' hack/local-cluster/e2e.sh
+
 .PHONY: demo
 demo: kustomize oras ## Cluster, registry and operator up, sample workspaces and an every-minute policy; shows the first backups.
 	KUSTOMIZE="$(KUSTOMIZE)" ORAS="$(ORAS)" hack/demo/demo.sh up

@@ -2,9 +2,9 @@ package controller
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -420,12 +420,23 @@ func superviseJob(ctx context.Context, c client.Client, reader client.Reader, ow
 // failedResult is the outcome of a failed Job that left a result: the mover's reason, unless the
 // result claims a success the Job contradicts.
 func failedResult(p jobProgress) *terminalError {
-	if p.result.Phase != mover.PhaseFailed || p.result.Reason == "" {
+	switch {
+	case p.result.Phase != mover.PhaseFailed || p.result.Reason == "":
 		return &terminalError{reason: backupv1alpha1.ReasonJobFailed, message: fmt.Sprintf(
 			"mover Job %s failed; its pod reported %q (%s)", p.jobName, p.result.Phase, p.result.Message)}
+	case !conditionReason.MatchString(p.result.Reason) || len(p.result.Reason) > maxReasonLength:
+		// The API server would refuse the status patch, and the backup would stay Running forever.
+		return &terminalError{reason: backupv1alpha1.ReasonJobFailed, message: fmt.Sprintf(
+			"mover Job %s failed with the malformed reason %.64q: %s", p.jobName, p.result.Reason, p.result.Message)}
 	}
 	return &terminalError{reason: p.result.Reason, message: p.result.Message}
 }
+
+// conditionReason is the API server's grammar for a condition reason; maxReasonLength is
+// well within its 1024-byte bound (the mover's reasons are single CamelCase words).
+var conditionReason = regexp.MustCompile(`^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$`)
+
+const maxReasonLength = 128
 
 // jobState is what a mover Job's conditions say.
 type jobState int
@@ -472,10 +483,8 @@ func moverResultFrom(pods []corev1.Pod) (result mover.Result, ok bool) {
 	if newest == nil {
 		return mover.Result{}, false
 	}
-	if err := json.Unmarshal([]byte(newest.Message), &result); err != nil || result.Phase == "" {
-		return mover.Result{}, false
-	}
-	return result, true
+	result, err := mover.DecodeResult([]byte(newest.Message))
+	return result, err == nil
 }
 
 // podCreationFailure returns the message of a FailedCreate Event the Job controller records when

@@ -6,6 +6,7 @@ package mover
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"unicode/utf8"
 
@@ -125,10 +126,14 @@ func DecodeResult(data []byte) (Result, error) {
 	if err := json.Unmarshal(data, &r); err != nil {
 		return r, err
 	}
-	if r.Phase == "" {
+	switch r.Phase {
+	case PhaseSucceeded, PhaseFailed, PhaseSkipped:
+		return r, nil
+	case "":
 		return r, errors.New("mover result has no phase")
+	default:
+		return r, fmt.Errorf("mover result has an unknown phase %q", shorten(string(r.Phase)))
 	}
-	return r, nil
 }
 
 // truncate cuts s to at most n bytes on a rune boundary and marks the cut.

@@ -296,3 +296,18 @@ func (d *Distribution) GarbageCollect(t TB) {
 	}
 	d.Start(t)
 }
+
+// SetUsers replaces the htpasswd users of a registry started with Users and restarts it, as an
+// administrator rotating credentials would: from then on only the new passwords are accepted.
+func (d *Distribution) SetUsers(t TB, users map[string]string) {
+	t.Helper()
+	path := filepath.Join(filepath.Dir(d.cfgPath), "htpasswd")
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("the registry was not started with Users: %v", err)
+	}
+	if err := os.WriteFile(path, Htpasswd(t, users), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d.Kill()
+	d.Start(t)
+}

@@ -9,6 +9,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -27,7 +28,7 @@ func drain(ctx context.Context, c client.Client, tr *tracker, n int, res *manage
 	}
 	logf("playing the Job controller for %d backups", n)
 	start := time.Now()
-	handled := map[string]bool{}
+	handled := map[types.UID]bool{}
 	err := poll(ctx, 10*time.Minute, func() (bool, error) {
 		s := tr.snapshot()
 		if s.err != nil || len(s.succeeded) >= n {
@@ -45,11 +46,12 @@ func drain(ctx context.Context, c client.Client, tr *tracker, n int, res *manage
 	return nil
 }
 
-// finishNewJobs completes the mover Jobs not seen before, up to n in total: the artifact is pushed
+// finishNewJobs completes the mover Jobs not seen before (by UID: a Job deleted and created again
+// is a new one), up to n in total: the artifact is pushed
 // under the Job's tag (the manager confirms it in the registry), the pods go first and the Jobs
 // complete a moment later, so the manager's pod informer has the termination message when it sees
 // the Job end.
-func finishNewJobs(ctx context.Context, c client.Client, handled map[string]bool, n int) error {
+func finishNewJobs(ctx context.Context, c client.Client, handled map[types.UID]bool, n int) error {
 	jobs := &batchv1.JobList{}
 	own := client.MatchingLabels{backupv1alpha1.LabelManagedBy: backupv1alpha1.ManagedByValue}
 	if err := c.List(ctx, jobs, own); err != nil {
@@ -59,7 +61,7 @@ func finishNewJobs(ctx context.Context, c client.Client, handled map[string]bool
 	for i := range jobs.Items {
 		job := &jobs.Items[i]
 		key := job.Namespace + "/" + job.Name
-		if handled[key] || len(handled) >= n {
+		if handled[job.UID] || len(handled) >= n {
 			continue
 		}
 		pushed := pushArtifact(ctx, job)
@@ -69,7 +71,7 @@ func finishNewJobs(ctx context.Context, c client.Client, handled map[string]bool
 		if err := createTerminatedPod(ctx, c, job, pushed); err != nil {
 			return fmt.Errorf("pod of Job %s: %w", key, err)
 		}
-		handled[key] = true
+		handled[job.UID] = true
 		fresh = append(fresh, job)
 	}
 	if len(fresh) == 0 {
@@ -111,7 +113,9 @@ func createTerminatedPod(ctx context.Context, c client.Client, job *batchv1.Job,
 	now := metav1.Now()
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{
-			Name: job.Name + "-pod", Namespace: job.Namespace,
+			// A Job created again after its first was deleted gets a pod of its own (envtest has no
+			// garbage collector to remove the first one's).
+			Name: job.Name + "-" + string(job.UID)[:8], Namespace: job.Namespace,
 			Labels: job.Spec.Template.Labels, Annotations: job.Spec.Template.Annotations,
 			OwnerReferences: []metav1.OwnerReference{{APIVersion: "batch/v1", Kind: "Job", Name: job.Name, UID: job.UID,
 				Controller: ptr.To(true)}},

@@ -36,6 +36,9 @@ type config struct {
 	workers int
 	verbose bool
 	keep    bool
+	// chaos > 0 runs the chaos benchmark (chaos.go) with that many SIGKILLs instead.
+	chaos            int
+	chaosConcurrency int
 	// goMemLimit is the manager's GOMEMLIMIT, as config/manager/manager.yaml sets it.
 	goMemLimit string
 }
@@ -61,6 +64,8 @@ func main() {
 	flag.BoolVar(&c.verbose, "v", false, "show the manager's log")
 	flag.StringVar(&c.goMemLimit, "gomemlimit", "100MiB",
 		"the manager's GOMEMLIMIT (as config/manager/manager.yaml deploys it)")
+	flag.IntVar(&c.chaos, "chaos", 0, "SIGKILL the manager this many times during a slot (make bench-chaos) instead")
+	flag.IntVar(&c.chaosConcurrency, "chaos-concurrency", 20, "maxConcurrentBackups of the chaos benchmark's policies")
 	flag.BoolVar(&c.keep, "keep", false, "keep the work directory (audit log, kubeconfig, manager log)")
 	flag.Parse()
 	ctrllog.SetLogger(logr.Discard()) // the benchmark reports on stderr itself; the manager logs to its file
@@ -102,6 +107,9 @@ func run(ctx context.Context, c config) error {
 	logf("populated %d namespaces, %d DevWorkspaces (%d stopped) in %s",
 		sh.namespaces, sh.workspaces(), sh.stopped(), time.Since(start).Round(time.Second))
 
+	if c.chaos > 0 {
+		return runChaos(ctx, cp, pop, c, work)
+	}
 	base, err := runBaseline(ctx, cp, pop, c)
 	if err != nil {
 		return fmt.Errorf("baseline: %w", err)

@@ -49,12 +49,12 @@ func runManager(ctx context.Context, cp *controlPlane, pop population, c config,
 	if err := waitForCaches(ctx, cp.admin, len(pop.namespaces)*10); err != nil {
 		return res, fmt.Errorf("waiting for the manager's caches: %w", err)
 	}
-	tr, err := watchBackups(ctx, cp.admin)
+	tr, err := watchBackups(ctx, cp.admin, policyName)
 	if err != nil {
 		return res, err
 	}
 	defer tr.stop()
-	if err := createPolicy(ctx, cp, policyName, false); err != nil {
+	if err := createPolicy(ctx, cp, policyName, false, maxConcurrentBackups); err != nil {
 		return res, err
 	}
 	if err := measureSlot(ctx, tr, len(pop.stopped), &res); err != nil {
@@ -85,11 +85,11 @@ func setupOperatorNamespace(ctx context.Context, cp *controlPlane) error {
 
 // createPolicy creates a policy whose every-minute schedule has its first slot at the next full
 // minute (slots count from creation). A suspended one serves as a readiness probe.
-func createPolicy(ctx context.Context, cp *controlPlane, name string, suspend bool) error {
+func createPolicy(ctx context.Context, cp *controlPlane, name string, suspend bool, concurrency int32) error {
 	p := &backupv1alpha1.BackupPolicy{
 		ObjectMeta: metav1.ObjectMeta{Name: name},
 		Spec: backupv1alpha1.BackupPolicySpec{
-			Schedule: "* * * * *", Suspend: suspend, MaxConcurrentBackups: maxConcurrentBackups,
+			Schedule: "* * * * *", Suspend: suspend, MaxConcurrentBackups: concurrency,
 			Registry: backupv1alpha1.RegistrySpec{Repository: cp.registryHost + "/backups", AuthSecretName: cp.registrySecret,
 				Insecure: true},
 		},
@@ -173,7 +173,8 @@ func startManager(cp *controlPlane, c config, work string) (*managerProcess, err
 	}
 	out := io.WriteCloser(os.Stderr)
 	if !c.verbose {
-		f, err := os.Create(filepath.Join(work, "manager.log"))
+		// Appended to: the chaos run restarts the manager many times.
+		f, err := os.OpenFile(filepath.Join(work, "manager.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 		if err != nil {
 			return nil, err
 		}

@@ -28,13 +28,16 @@ type trackerState struct {
 	created           int
 	running           int
 	succeeded         []string
-	err               error
+	// terminal counts the backups Succeeded, Failed or Skipped; lastTerminal is when the last got there.
+	terminal     int
+	lastTerminal time.Time
+	err          error
 }
 
 // watchBackups starts the watch before the policy exists, so no creation is missed.
-func watchBackups(ctx context.Context, c client.WithWatch) (*tracker, error) {
+func watchBackups(ctx context.Context, c client.WithWatch, policy string) (*tracker, error) {
 	ctx, cancel := context.WithCancel(ctx)
-	ofPolicy := client.MatchingLabels{backupv1alpha1.LabelPolicy: policyName}
+	ofPolicy := client.MatchingLabels{backupv1alpha1.LabelPolicy: policy}
 	w, err := c.Watch(ctx, &backupv1alpha1.WorkspaceBackupList{}, ofPolicy)
 	if err != nil {
 		cancel()
@@ -81,6 +84,12 @@ func (t *tracker) observe(typ watch.EventType, b *backupv1alpha1.WorkspaceBackup
 	if old != phase {
 		t.count(old, -1, key)
 		t.count(phase, 1, key)
+		if terminalPhase(phase) && !terminalPhase(old) {
+			t.state.terminal++
+			t.state.lastTerminal = now
+		} else if terminalPhase(old) && !terminalPhase(phase) {
+			t.state.terminal--
+		}
 	}
 }
 
@@ -95,6 +104,10 @@ func (t *tracker) count(phase backupv1alpha1.BackupPhase, delta int, key string)
 		}
 	default:
 	}
+}
+
+func terminalPhase(p backupv1alpha1.BackupPhase) bool {
+	return p == backupv1alpha1.BackupSucceeded || p == backupv1alpha1.BackupFailed || p == backupv1alpha1.BackupSkipped
 }
 
 func (t *tracker) fail(err error) {
