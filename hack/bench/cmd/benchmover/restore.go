@@ -234,9 +234,25 @@ func (b *bench) moverRestore(ref string) restoreMethod {
 // checkRestored compares the restored regular files with the generated tree:
 // their number and total size (DWO's cp -r keeps neither mtimes nor owners).
 func (b *bench) checkRestored(dir string) error {
-	var files int
-	var size int64
-	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+	return checkFiles(dir, b.treeFiles, b.treeBytes)
+}
+
+// checkFiles compares the number and total size of the regular files below dir with want.
+func checkFiles(dir string, wantFiles int, wantBytes int64) error {
+	files, size, err := countFiles(dir)
+	switch {
+	case err != nil:
+		return err
+	case files != wantFiles || size != wantBytes:
+		return fmt.Errorf("restored %d files, %d bytes; the tree has %d files, %d bytes",
+			files, size, wantFiles, wantBytes)
+	}
+	return nil
+}
+
+// countFiles counts the regular files below dir and their bytes.
+func countFiles(dir string) (files int, size int64, err error) {
+	err = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
 		if err != nil || !d.Type().IsRegular() {
 			return err
 		}
@@ -248,12 +264,5 @@ func (b *bench) checkRestored(dir string) error {
 		size += info.Size()
 		return nil
 	})
-	switch {
-	case err != nil:
-		return err
-	case files != b.treeFiles || size != b.treeBytes:
-		return fmt.Errorf("restored %d files, %d bytes; the tree has %d files, %d bytes",
-			files, size, b.treeFiles, b.treeBytes)
-	}
-	return nil
+	return files, size, err
 }
