@@ -195,7 +195,8 @@ const restoreRounds = 3
 // which once made the later rows of this table look 4-10x slower).
 func (b *bench) timeRestores(ctx context.Context, all []*series) (row, error) {
 	newest := func(s *series) string { return b.reg.Host + "/" + s.repo + ":" + s.tags[len(s.tags)-1] }
-	methods := []restoreMethod{b.dwoRestore(newest(all[0]))}
+	methods := make([]restoreMethod, 0, 1+len(all))
+	methods = append(methods, b.dwoRestore(newest(all[0])))
 	for _, s := range all {
 		methods = append(methods, b.moverRestore(newest(s)))
 	}
@@ -321,8 +322,8 @@ func printHistory(w io.Writer, h *historyResult) {
 	all := h.series
 	_, _ = fmt.Fprintf(w, "%d backups, a developer's day of changes between each "+
 		"(1%% of the files: sources, git objects, build output)\n\n", historyDays)
-	_, _ = fmt.Fprintf(w, "| %-34s | %11s | %9s | %9s | %9s | %12s | %6s | %9s | %9s | %6s |\n", "format", "storage", "x one",
-		"first s", "next s", "next CPU s", "layers", "uploaded", "restore s", "vs DWO")
+	_, _ = fmt.Fprintf(w, "| %-34s | %11s | %9s | %9s | %9s | %12s | %6s | %9s | %9s | %6s |\n", "format", "storage",
+		"x one", "first s", "next s", "next CPU s", "layers", "uploaded", "restore s", "vs DWO")
 	_, _ = fmt.Fprintf(w, "|%s|%s:|%s:|%s:|%s:|%s:|%s:|%s:|%s:|%s:|\n", dashes(36), dashes(12), dashes(10), dashes(10),
 		dashes(10), dashes(13), dashes(7), dashes(10), dashes(10), dashes(7))
 	one := float64(all[0].backups[0].uploaded)
