@@ -61,15 +61,15 @@ func init() {
 func main() {
 	var metricsAddr, probeAddr string
 	var metricsCertPath, metricsCertName, metricsCertKey string
-	var enableLeaderElection, secureMetrics, enableHTTP2 bool
+	var secureMetrics, enableHTTP2 bool
+	var leader leaderFlags
 	var kubeAPIQPS float64
 	var kubeAPIBurst int
 	opts := controller.Options{Clock: clock.RealClock{}}
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "The address the metrics endpoint binds to. "+
 		"Use :8443 for HTTPS or :8080 for HTTP, or leave as 0 to disable the metrics service.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "The address the probe endpoint binds to.")
-	flag.BoolVar(&enableLeaderElection, "leader-elect", false,
-		"Enable leader election, so that only one manager is active.")
+	leader.bind(flag.CommandLine)
 	flag.BoolVar(&secureMetrics, "metrics-secure", true,
 		"Serve the metrics endpoint over HTTPS with authentication. --metrics-secure=false for HTTP.")
 	flag.StringVar(&metricsCertPath, "metrics-cert-path", "", "The directory with the metrics server certificate.")
@@ -99,6 +99,10 @@ func main() {
 		setupLog.Error(nil, "No mover image: set --mover-image or MOVER_IMAGE")
 		os.Exit(1)
 	}
+	if err := leader.validate(); err != nil {
+		setupLog.Error(err, "Invalid leader election settings")
+		os.Exit(1)
+	}
 
 	var tlsOpts []func(*tls.Config)
 	if !enableHTTP2 {
@@ -123,15 +127,31 @@ func main() {
 		restConfig.QPS = float32(kubeAPIQPS)
 		restConfig.Burst = max(kubeAPIBurst, 1)
 	}
-	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
+	mgrOpts := ctrl.Options{
 		Scheme:                 scheme,
 		Metrics:                metricsServerOptions,
 		HealthProbeBindAddress: probeAddr,
-		LeaderElection:         enableLeaderElection,
-		LeaderElectionID:       "devworkspace-backup-operator.dwbackup.io",
-		Cache:                  controller.CacheOptions(),
-		Client:                 controller.ClientOptions(),
-	})
+		LeaderElection:         leader.enabled,
+		LeaderElectionID:       leaderElectionID,
+		LeaseDuration:          &leader.leaseDuration,
+		RenewDeadline:          &leader.renewDeadline,
+		RetryPeriod:            &leader.retryPeriod,
+		// A leader stopped by SIGTERM (a rollout, a drain) hands the Lease over at once instead of
+		// making the next leader wait out --leader-elect-lease-duration. main exits right after
+		// mgr.Start returns, as controller-runtime requires for this.
+		LeaderElectionReleaseOnCancel: true,
+		Cache:                         controller.CacheOptions(),
+		Client:                        controller.ClientOptions(),
+	}
+	if leader.enabled {
+		lock, err := leaderLock(restConfig, scheme, opts.OperatorNamespace, leader.renewDeadline)
+		if err != nil {
+			setupLog.Error(err, "Failed to set up leader election")
+			os.Exit(1)
+		}
+		mgrOpts.LeaderElectionResourceLockInterface = lock
+	}
+	mgr, err := ctrl.NewManager(restConfig, mgrOpts)
 	if err != nil {
 		setupLog.Error(err, "Failed to start manager")
 		os.Exit(1)
