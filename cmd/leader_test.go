@@ -50,8 +50,10 @@ func TestLeaderFlags(t *testing.T) {
 	}{
 		{[]string{"--leader-elect", "--leader-elect-lease-duration=30s", "--leader-elect-renew-deadline=20s",
 			"--leader-elect-retry-period=5s"}, ""},
-		{[]string{"--leader-elect-lease-duration=10s"}, "--leader-elect-lease-duration (10s) must be more than --leader-elect-renew-deadline (10s)"},
-		{[]string{"--leader-elect-renew-deadline=2400ms"}, "--leader-elect-renew-deadline (2.4s) must be more than 1.2 times"},
+		{[]string{"--leader-elect-lease-duration=10s"},
+			"--leader-elect-lease-duration (10s) must be more than --leader-elect-renew-deadline (10s)"},
+		{[]string{"--leader-elect-renew-deadline=2400ms"},
+			"--leader-elect-renew-deadline (2.4s) must be more than 1.2 times"},
 		{[]string{"--leader-elect-retry-period=0s"}, "--leader-elect-retry-period must be positive"},
 	} {
 		err := parseLeaderFlags(t, tc.args...).validate()
