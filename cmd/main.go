@@ -42,6 +42,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/dwbackup/devworkspace-backup-operator/internal/controller"
+	"github.com/dwbackup/devworkspace-backup-operator/internal/leader"
 	// +kubebuilder:scaffold:imports
 )
 
@@ -62,14 +63,14 @@ func main() {
 	var metricsAddr, probeAddr string
 	var metricsCertPath, metricsCertName, metricsCertKey string
 	var secureMetrics, enableHTTP2 bool
-	var leader leaderFlags
+	var leaderElection leader.Flags
 	var kubeAPIQPS float64
 	var kubeAPIBurst int
 	opts := controller.Options{Clock: clock.RealClock{}}
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "The address the metrics endpoint binds to. "+
 		"Use :8443 for HTTPS or :8080 for HTTP, or leave as 0 to disable the metrics service.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "The address the probe endpoint binds to.")
-	leader.bind(flag.CommandLine)
+	leaderElection.Bind(flag.CommandLine)
 	flag.BoolVar(&secureMetrics, "metrics-secure", true,
 		"Serve the metrics endpoint over HTTPS with authentication. --metrics-secure=false for HTTP.")
 	flag.StringVar(&metricsCertPath, "metrics-cert-path", "", "The directory with the metrics server certificate.")
@@ -99,7 +100,7 @@ func main() {
 		setupLog.Error(nil, "No mover image: set --mover-image or MOVER_IMAGE")
 		os.Exit(1)
 	}
-	if err := leader.validate(); err != nil {
+	if err := leaderElection.Validate(); err != nil {
 		setupLog.Error(err, "Invalid leader election settings")
 		os.Exit(1)
 	}
@@ -131,11 +132,11 @@ func main() {
 		Scheme:                 scheme,
 		Metrics:                metricsServerOptions,
 		HealthProbeBindAddress: probeAddr,
-		LeaderElection:         leader.enabled,
-		LeaderElectionID:       leaderElectionID,
-		LeaseDuration:          &leader.leaseDuration,
-		RenewDeadline:          &leader.renewDeadline,
-		RetryPeriod:            &leader.retryPeriod,
+		LeaderElection:         leaderElection.Enabled,
+		LeaderElectionID:       leader.ElectionID,
+		LeaseDuration:          &leaderElection.LeaseDuration,
+		RenewDeadline:          &leaderElection.RenewDeadline,
+		RetryPeriod:            &leaderElection.RetryPeriod,
 		// A leader stopped by SIGTERM (a rollout, a drain) hands the Lease over at once instead of
 		// making the next leader wait out --leader-elect-lease-duration. main exits right after
 		// mgr.Start returns, as controller-runtime requires for this.
@@ -143,8 +144,8 @@ func main() {
 		Cache:                         controller.CacheOptions(),
 		Client:                        controller.ClientOptions(),
 	}
-	if leader.enabled {
-		lock, err := leaderLock(restConfig, scheme, opts.OperatorNamespace, leader.renewDeadline)
+	if leaderElection.Enabled {
+		lock, err := leaderElection.Lock(restConfig, scheme, opts.OperatorNamespace)
 		if err != nil {
 			setupLog.Error(err, "Failed to set up leader election")
 			os.Exit(1)

@@ -14,7 +14,7 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-package main
+package leader
 
 import (
 	"flag"
@@ -23,24 +23,24 @@ import (
 	"time"
 )
 
-func parseLeaderFlags(t *testing.T, args ...string) leaderFlags {
+func parseFlags(t *testing.T, args ...string) Flags {
 	t.Helper()
-	var f leaderFlags
+	var f Flags
 	fs := flag.NewFlagSet("manager", flag.ContinueOnError)
-	f.bind(fs)
+	f.Bind(fs)
 	if err := fs.Parse(args); err != nil {
 		t.Fatal(err)
 	}
 	return f
 }
 
-func TestLeaderFlags(t *testing.T) {
-	def := parseLeaderFlags(t)
-	if want := (leaderFlags{leaseDuration: 15 * time.Second, renewDeadline: 10 * time.Second,
-		retryPeriod: 2 * time.Second}); def != want {
+func TestFlags(t *testing.T) {
+	def := parseFlags(t)
+	if want := (Flags{LeaseDuration: 15 * time.Second, RenewDeadline: 10 * time.Second,
+		RetryPeriod: 2 * time.Second}); def != want {
 		t.Errorf("defaults = %+v, want controller-runtime's %+v (docs/admin.md)", def, want)
 	}
-	if err := def.validate(); err != nil {
+	if err := def.Validate(); err != nil {
 		t.Errorf("defaults refused: %v", err)
 	}
 
@@ -56,7 +56,7 @@ func TestLeaderFlags(t *testing.T) {
 			"--leader-elect-renew-deadline (2.4s) must be more than 1.2 times"},
 		{[]string{"--leader-elect-retry-period=0s"}, "--leader-elect-retry-period must be positive"},
 	} {
-		err := parseLeaderFlags(t, tc.args...).validate()
+		err := parseFlags(t, tc.args...).Validate()
 		switch {
 		case tc.err == "" && err != nil:
 			t.Errorf("%v: %v", tc.args, err)
@@ -66,13 +66,13 @@ func TestLeaderFlags(t *testing.T) {
 	}
 }
 
-func TestLeaderIdentity(t *testing.T) {
+func TestIdentity(t *testing.T) {
 	for _, tc := range []struct{ pod, host, want string }{
 		{"manager-b-7d9f-x2x4q", "node-1", "manager-b-7d9f-x2x4q_u1"},
 		{"", "node-1", "node-1_u1"},
 	} {
-		if got := leaderIdentity(tc.pod, tc.host, "u1"); got != tc.want {
-			t.Errorf("leaderIdentity(%q, %q) = %q, want %q", tc.pod, tc.host, got, tc.want)
+		if got := identity(tc.pod, tc.host, "u1"); got != tc.want {
+			t.Errorf("identity(%q, %q) = %q, want %q", tc.pod, tc.host, got, tc.want)
 		}
 	}
 }
