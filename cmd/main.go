@@ -132,25 +132,12 @@ func main() {
 		Scheme:                 scheme,
 		Metrics:                metricsServerOptions,
 		HealthProbeBindAddress: probeAddr,
-		LeaderElection:         leaderElection.Enabled,
-		LeaderElectionID:       leader.ElectionID,
-		LeaseDuration:          &leaderElection.LeaseDuration,
-		RenewDeadline:          &leaderElection.RenewDeadline,
-		RetryPeriod:            &leaderElection.RetryPeriod,
-		// A leader stopped by SIGTERM (a rollout, a drain) hands the Lease over at once instead of
-		// making the next leader wait out --leader-elect-lease-duration. main exits right after
-		// mgr.Start returns, as controller-runtime requires for this.
-		LeaderElectionReleaseOnCancel: true,
-		Cache:                         controller.CacheOptions(),
-		Client:                        controller.ClientOptions(),
+		Cache:                  controller.CacheOptions(),
+		Client:                 controller.ClientOptions(),
 	}
-	if leaderElection.Enabled {
-		lock, err := leaderElection.Lock(restConfig, scheme, opts.OperatorNamespace)
-		if err != nil {
-			setupLog.Error(err, "Failed to set up leader election")
-			os.Exit(1)
-		}
-		mgrOpts.LeaderElectionResourceLockInterface = lock
+	if err := leaderElection.Apply(&mgrOpts, restConfig, opts.OperatorNamespace); err != nil {
+		setupLog.Error(err, "Failed to set up leader election")
+		os.Exit(1)
 	}
 	mgr, err := ctrl.NewManager(restConfig, mgrOpts)
 	if err != nil {

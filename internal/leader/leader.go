@@ -33,6 +33,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"k8s.io/client-go/tools/record"
+	ctrl "sigs.k8s.io/controller-runtime"
 )
 
 // ElectionID names the Lease the replicas compete for.
@@ -84,10 +85,31 @@ func identity(podName, hostname, suffix string) string {
 	return podName + "_" + suffix
 }
 
-// Lock is the Lease lock in namespace under identity (of the pod named by the POD_NAME environment
-// variable), recording "became leader" events as controller-runtime's own lock does. The manager
-// takes it as LeaderElectionResourceLockInterface.
-func (f Flags) Lock(cfg *rest.Config, scheme *runtime.Scheme, namespace string) (resourcelock.Interface, error) {
+// Apply sets the manager's leader election: off unless --leader-elect, else the Lease lock in
+// namespace under identity (of the pod named by the POD_NAME environment variable), the flags'
+// timings, and the Lease released when the manager stops.
+func (f Flags) Apply(opts *ctrl.Options, cfg *rest.Config, namespace string) error {
+	opts.LeaderElection = f.Enabled
+	if !f.Enabled {
+		return nil
+	}
+	lock, err := f.lock(cfg, opts.Scheme, namespace)
+	if err != nil {
+		return err
+	}
+	opts.LeaderElectionResourceLockInterface = lock
+	opts.LeaderElectionID = ElectionID
+	opts.LeaseDuration, opts.RenewDeadline, opts.RetryPeriod = &f.LeaseDuration, &f.RenewDeadline, &f.RetryPeriod
+	// A leader stopped by SIGTERM (a rollout, a drain) hands the Lease over at once instead of
+	// making the next leader wait out the lease duration. The manager's process must exit as soon
+	// as the manager stops, as controller-runtime requires for this (cmd/main.go does).
+	opts.LeaderElectionReleaseOnCancel = true
+	return nil
+}
+
+// lock is the Lease lock under identity, recording "became leader" events as controller-runtime's
+// own lock does.
+func (f Flags) lock(cfg *rest.Config, scheme *runtime.Scheme, namespace string) (resourcelock.Interface, error) {
 	hostname, err := os.Hostname()
 	if err != nil {
 		return nil, err

@@ -41,7 +41,7 @@ import (
 	"github.com/dwbackup/devworkspace-backup-operator/internal/testenv"
 )
 
-// TestOnlyTheLeaderReconciles runs the manager as cmd/main.go wires it (Flags.Lock, SetupAll) against a
+// TestOnlyTheLeaderReconciles runs the manager as cmd/main.go wires it (Flags.Apply, SetupAll) against a
 // real API server while another replica holds the Lease: it reconciles nothing and exports no
 // cache-derived series until that replica releases the Lease, and then takes over under its pod's
 // name.
@@ -71,14 +71,12 @@ func TestOnlyTheLeaderReconciles(t *testing.T) {
 	t.Setenv("POD_NAME", "manager-7d9f-x2x4q")
 	flags := leader.Flags{Enabled: true, LeaseDuration: 4 * time.Second, RenewDeadline: 3 * time.Second,
 		RetryPeriod: 500 * time.Millisecond}
-	lock, err := flags.Lock(cfg, scheme, ns)
-	g.Expect(err).NotTo(HaveOccurred())
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+	opts := ctrl.Options{
 		Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
-		LeaderElection: true, LeaderElectionResourceLockInterface: lock, LeaderElectionReleaseOnCancel: true,
-		LeaseDuration: &flags.LeaseDuration, RenewDeadline: &flags.RenewDeadline, RetryPeriod: &flags.RetryPeriod,
 		Cache: controller.CacheOptions(), Client: controller.ClientOptions(),
-	})
+	}
+	g.Expect(flags.Apply(&opts, cfg, ns)).To(Succeed())
+	mgr, err := ctrl.NewManager(cfg, opts)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(controller.SetupAll(mgr, controller.Options{OperatorNamespace: ns, MoverImage: "mover:test",
 		Clock: clock.RealClock{}})).To(Succeed())
