@@ -33,6 +33,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"k8s.io/client-go/tools/record"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 )
 
@@ -104,6 +105,10 @@ func (f Flags) Apply(opts *ctrl.Options, cfg *rest.Config, namespace string) err
 	// making the next leader wait out the lease duration. The manager's process must exit as soon
 	// as the manager stops, as controller-runtime requires for this (cmd/main.go does).
 	opts.LeaderElectionReleaseOnCancel = true
+	// A replica that does not lead still starts its controllers' watches and syncs their caches, so
+	// that it reconciles as soon as it is elected: syncing them only then (10,000 DevWorkspaces,
+	// thousands of WorkspaceBackups) can take a minute on a busy node (docs/reliability.md).
+	opts.Controller.EnableWarmup = ptr.To(true)
 	return nil
 }
 

@@ -18,10 +18,13 @@ package leader_test
 
 import (
 	"context"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr/funcr"
 	. "github.com/onsi/gomega"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -42,9 +45,9 @@ import (
 )
 
 // TestOnlyTheLeaderReconciles runs the manager as cmd/main.go wires it (Flags.Apply, SetupAll) against a
-// real API server while another replica holds the Lease: it reconciles nothing and exports no
-// cache-derived series until that replica releases the Lease, and then takes over under its pod's
-// name.
+// real API server while another replica holds the Lease: it warms its caches up but reconciles
+// nothing and exports no cache-derived series until that replica releases the Lease; then it takes
+// over under its pod's name, and releases the Lease when it stops.
 func TestOnlyTheLeaderReconciles(t *testing.T) {
 	g := NewWithT(t)
 	env, cfg, err := testenv.Start()
@@ -71,9 +74,11 @@ func TestOnlyTheLeaderReconciles(t *testing.T) {
 	t.Setenv("POD_NAME", "manager-7d9f-x2x4q")
 	flags := leader.Flags{Enabled: true, LeaseDuration: 4 * time.Second, RenewDeadline: 3 * time.Second,
 		RetryPeriod: 500 * time.Millisecond}
+	logs := &logLines{}
 	opts := ctrl.Options{
 		Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
 		Cache: controller.CacheOptions(), Client: controller.ClientOptions(),
+		Logger: funcr.New(logs.add, funcr.Options{}),
 	}
 	g.Expect(flags.Apply(&opts, cfg, ns)).To(Succeed())
 	mgr, err := ctrl.NewManager(cfg, opts)
@@ -107,6 +112,11 @@ func TestOnlyTheLeaderReconciles(t *testing.T) {
 		}
 	}
 
+	// Not elected, the replica still warms its controllers' caches up (it takes over at once).
+	for _, name := range []string{"backuppolicy", "workspacebackup", "workspacerestore"} {
+		g.Eventually(logs.count).WithArguments("Starting EventSource", `"controller"="`+name+`"`).WithTimeout(30 * time.Second).
+			Should(BeNumerically(">", 0), "the %s controller's watches start before the election", name)
+	}
 	// A reconcile takes milliseconds once the cache is synced; this replica must make none.
 	g.Consistently(func(g Gomega) {
 		g.Expect(elected()).To(BeFalse(), "elected while another replica holds the Lease")
@@ -131,6 +141,31 @@ func TestOnlyTheLeaderReconciles(t *testing.T) {
 	g.Eventually(done).WithTimeout(time.Minute).Should(Receive(BeNil()))
 	g.Expect(c.Get(context.Background(), client.ObjectKeyFromObject(other), other)).To(Succeed())
 	g.Expect(*other.Spec.HolderIdentity).To(BeEmpty(), "the stopped leader released the Lease")
+}
+
+// logLines keeps the manager's log lines.
+type logLines struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *logLines) add(prefix, args string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = append(l.lines, prefix+" "+args)
+}
+
+// count counts the lines holding every one of parts.
+func (l *logLines) count(parts ...string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, line := range l.lines {
+		if !slices.ContainsFunc(parts, func(p string) bool { return !strings.Contains(line, p) }) {
+			n++
+		}
+	}
+	return n
 }
 
 // policySeries counts the dwbackup_policy_expected_interval_seconds series the manager exports.
