@@ -114,7 +114,8 @@ func TestOnlyTheLeaderReconciles(t *testing.T) {
 
 	// Not elected, the replica still warms its controllers' caches up (it takes over at once).
 	for _, name := range []string{"backuppolicy", "workspacebackup", "workspacerestore"} {
-		g.Eventually(logs.count).WithArguments("Starting EventSource", `"controller"="`+name+`"`).WithTimeout(30 * time.Second).
+		g.Eventually(logs.count).WithArguments("Starting EventSource", `"controller"="`+name+`"`).
+			WithTimeout(30*time.Second).
 			Should(BeNumerically(">", 0), "the %s controller's watches start before the election", name)
 	}
 	// A reconcile takes milliseconds once the cache is synced; this replica must make none.
