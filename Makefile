@@ -36,8 +36,8 @@ vet: ## Run go vet.
 	go vet ./...
 
 .PHONY: test
-test: manifests generate fmt vet envtest-assets oras test-tools ## Run unit, envtest and mover tests (no cluster needed).
-	ENVTEST_USE_ENV=true KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" ORAS="$(ORAS)" DWBACKUP_SKIP_MISSING_TOOLS= \
+test: manifests generate fmt vet envtest-assets oras kustomize test-tools ## Run unit, envtest and mover tests (no cluster needed).
+	ENVTEST_USE_ENV=true KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" ORAS="$(ORAS)" KUSTOMIZE="$(KUSTOMIZE)" DWBACKUP_SKIP_MISSING_TOOLS= \
 		go test $$(go list ./... | grep -v /test/e2e) -coverprofile cover.out
 	"$(MAKE)" --no-print-directory test-fuzz
 

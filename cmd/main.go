@@ -42,6 +42,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/dwbackup/devworkspace-backup-operator/internal/controller"
+	"github.com/dwbackup/devworkspace-backup-operator/internal/leader"
 	// +kubebuilder:scaffold:imports
 )
 
@@ -61,15 +62,15 @@ func init() {
 func main() {
 	var metricsAddr, probeAddr string
 	var metricsCertPath, metricsCertName, metricsCertKey string
-	var enableLeaderElection, secureMetrics, enableHTTP2 bool
+	var secureMetrics, enableHTTP2 bool
+	var leaderElection leader.Flags
 	var kubeAPIQPS float64
 	var kubeAPIBurst int
 	opts := controller.Options{Clock: clock.RealClock{}}
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "The address the metrics endpoint binds to. "+
 		"Use :8443 for HTTPS or :8080 for HTTP, or leave as 0 to disable the metrics service.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "The address the probe endpoint binds to.")
-	flag.BoolVar(&enableLeaderElection, "leader-elect", false,
-		"Enable leader election, so that only one manager is active.")
+	leaderElection.Bind(flag.CommandLine)
 	flag.BoolVar(&secureMetrics, "metrics-secure", true,
 		"Serve the metrics endpoint over HTTPS with authentication. --metrics-secure=false for HTTP.")
 	flag.StringVar(&metricsCertPath, "metrics-cert-path", "", "The directory with the metrics server certificate.")
@@ -99,6 +100,10 @@ func main() {
 		setupLog.Error(nil, "No mover image: set --mover-image or MOVER_IMAGE")
 		os.Exit(1)
 	}
+	if err := leaderElection.Validate(); err != nil {
+		setupLog.Error(err, "Invalid leader election settings")
+		os.Exit(1)
+	}
 
 	var tlsOpts []func(*tls.Config)
 	if !enableHTTP2 {
@@ -123,15 +128,18 @@ func main() {
 		restConfig.QPS = float32(kubeAPIQPS)
 		restConfig.Burst = max(kubeAPIBurst, 1)
 	}
-	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
+	mgrOpts := ctrl.Options{
 		Scheme:                 scheme,
 		Metrics:                metricsServerOptions,
 		HealthProbeBindAddress: probeAddr,
-		LeaderElection:         enableLeaderElection,
-		LeaderElectionID:       "devworkspace-backup-operator.dwbackup.io",
 		Cache:                  controller.CacheOptions(),
 		Client:                 controller.ClientOptions(),
-	})
+	}
+	if err := leaderElection.Apply(&mgrOpts, restConfig, opts.OperatorNamespace); err != nil {
+		setupLog.Error(err, "Failed to set up leader election")
+		os.Exit(1)
+	}
+	mgr, err := ctrl.NewManager(restConfig, mgrOpts)
 	if err != nil {
 		setupLog.Error(err, "Failed to start manager")
 		os.Exit(1)

@@ -13,6 +13,7 @@ LOCAL_IMG=${LOCAL_IMG:-$LOCAL_REGISTRY/dwbackup/devworkspace-backup-operator:dev
 # Read from the rendered manifests (config/default decides them); saved for smoke.sh.
 OPERATOR_NAMESPACE=""
 OPERATOR_DEPLOYMENT=""
+OPERATOR_DEPLOYMENTS=""
 # The image name config/local sets; the overlay below renames it to LOCAL_IMG's repository.
 LOCAL_OVERLAY_IMAGE=127.0.0.1:5001/dwbackup/devworkspace-backup-operator
 
@@ -30,7 +31,8 @@ install_devworkspace_crd() {
 }
 
 # write_overlay: a throwaway kustomization over config/local that pins the image by digest, sets
-# the API server port this cluster really uses and copies the pinned image into MOVER_IMAGE.
+# the API server port this cluster really uses and the pinned image as MOVER_IMAGE, in every
+# manager Deployment (config/local has two).
 write_overlay() {
   local dir=$LOCAL_CLUSTER_DIR/deploy digest
   digest=$(tr -d '[:space:]' <"$LOCAL_CLUSTER_DIR/image.digest")
@@ -58,23 +60,17 @@ patches:
             env:
             - name: KUBERNETES_SERVICE_PORT
               value: "$APISERVER_PORT"
-replacements:
-- source:
-    kind: Deployment
-    fieldPath: spec.template.spec.containers.[name=manager].image
-  targets:
-  - select:
-      kind: Deployment
-    fieldPaths:
-    - spec.template.spec.containers.[name=manager].env.[name=MOVER_IMAGE].value
+            - name: MOVER_IMAGE
+              value: ${LOCAL_IMG%:*}@$digest
 YAML
   echo "$dir"
 }
 
-# find_deployment FILE: sets OPERATOR_NAMESPACE and OPERATOR_DEPLOYMENT from the one Deployment in
-# kustomize's output (top-level "kind:", "metadata:" with two-space-indented name and namespace).
-find_deployment() {
-  local found
+# find_deployments FILE: sets OPERATOR_NAMESPACE and OPERATOR_DEPLOYMENTS (config/local's manager
+# Deployments, sorted; OPERATOR_DEPLOYMENT is the first, config/default's own) from kustomize's
+# output (top-level "kind:", "metadata:" with two-space-indented name and namespace).
+find_deployments() {
+  local found namespaces
   found=$(awk '
     function flush() { if (kind == "Deployment") print ns, name; kind = ""; name = ""; ns = ""; meta = 0 }
     /^---$/ { flush(); next }
@@ -83,44 +79,50 @@ find_deployment() {
     /^[^ ]/ { meta = 0 }
     meta && /^  name: / { name = $2 }
     meta && /^  namespace: / { ns = $2 }
-    END { flush() }' "$1")
-  if [ "$(wc -l <<<"$found")" != 1 ] || [ -z "${found% *}" ]; then
-    die "want exactly one namespaced Deployment in $1, found: $found"
+    END { flush() }' "$1" | sort)
+  namespaces=$(cut -d' ' -f1 <<<"$found" | sort -u)
+  if [ -z "$found" ] || [ "$(wc -l <<<"$namespaces")" != 1 ] || [ -z "$namespaces" ]; then
+    die "want namespaced Deployments in one namespace in $1, found: $found"
   fi
-  OPERATOR_NAMESPACE=${found% *}
-  OPERATOR_DEPLOYMENT=${found#* }
-  printf 'OPERATOR_NAMESPACE=%s\nOPERATOR_DEPLOYMENT=%s\n' "$OPERATOR_NAMESPACE" "$OPERATOR_DEPLOYMENT" >"$LOCAL_CLUSTER_DIR/deploy/operator.env"
+  OPERATOR_NAMESPACE=$namespaces
+  OPERATOR_DEPLOYMENTS=$(cut -d' ' -f2 <<<"$found" | paste -sd' ')
+  OPERATOR_DEPLOYMENT=${OPERATOR_DEPLOYMENTS%% *}
+  printf 'OPERATOR_NAMESPACE=%s\nOPERATOR_DEPLOYMENT=%s\nOPERATOR_DEPLOYMENTS=%s\n' \
+    "$OPERATOR_NAMESPACE" "$OPERATOR_DEPLOYMENT" "$OPERATOR_DEPLOYMENTS" >"$LOCAL_CLUSTER_DIR/deploy/operator.env"
 }
 
-# recreate_strategy: config/local switches the Deployment to Recreate (one node, host ports). A
+# recreate_strategy NAME: config/local switches the Deployments to Recreate (one node, host ports). A
 # Deployment made earlier with RollingUpdate keeps its defaulted rollingUpdate block, which a
 # server-side apply does not clear (the change is silently not stored): clear it first.
 recreate_strategy() {
   local current
-  current=$(kctl -n "$OPERATOR_NAMESPACE" get deployment "$OPERATOR_DEPLOYMENT" -o 'jsonpath={.spec.strategy.type}' 2>/dev/null || true)
+  current=$(kctl -n "$OPERATOR_NAMESPACE" get deployment "$1" -o 'jsonpath={.spec.strategy.type}' 2>/dev/null || true)
   if [ -z "$current" ] || [ "$current" = Recreate ]; then return 0; fi
-  kctl -n "$OPERATOR_NAMESPACE" patch deployment "$OPERATOR_DEPLOYMENT" --type merge \
+  kctl -n "$OPERATOR_NAMESPACE" patch deployment "$1" --type merge \
     -p '{"spec":{"strategy":{"type":"Recreate","rollingUpdate":null}}}' >/dev/null
 }
 
 apply_operator() {
-  local dir
+  local dir name
   dir=$(write_overlay)
   "$KUSTOMIZE" build "$dir" >"$dir/rendered.yaml"
-  find_deployment "$dir/rendered.yaml"
+  find_deployments "$dir/rendered.yaml"
   grep -A1 "name: KUBERNETES_SERVICE_PORT" "$dir/rendered.yaml" | grep -q "\"$APISERVER_PORT\"" ||
     die "config/local lost KUBERNETES_SERVICE_PORT"
-  recreate_strategy
+  for name in $OPERATOR_DEPLOYMENTS; do recreate_strategy "$name"; done
   kctl apply --server-side --force-conflicts -f "$dir/rendered.yaml" >/dev/null
 }
 
 wait_available() {
-  if ! kctl -n "$OPERATOR_NAMESPACE" rollout status "deployment/$OPERATOR_DEPLOYMENT" --timeout=180s >/dev/null; then
-    kctl -n "$OPERATOR_NAMESPACE" get pods -o wide >&2 || true
-    kctl -n "$OPERATOR_NAMESPACE" logs "deployment/$OPERATOR_DEPLOYMENT" --tail=30 >&2 || true
-    die "the operator did not become Available"
-  fi
-  kctl -n "$OPERATOR_NAMESPACE" wait --for=condition=Available "deployment/$OPERATOR_DEPLOYMENT" --timeout=60s >/dev/null
+  local name
+  for name in $OPERATOR_DEPLOYMENTS; do
+    if ! kctl -n "$OPERATOR_NAMESPACE" rollout status "deployment/$name" --timeout=180s >/dev/null; then
+      kctl -n "$OPERATOR_NAMESPACE" get pods -o wide >&2 || true
+      kctl -n "$OPERATOR_NAMESPACE" logs "deployment/$name" --tail=30 >&2 || true
+      die "the operator's Deployment $name did not become Available"
+    fi
+    kctl -n "$OPERATOR_NAMESPACE" wait --for=condition=Available "deployment/$name" --timeout=60s >/dev/null
+  done
 }
 
 main() {

@@ -188,7 +188,8 @@ show_failure() {
   local job
   job=$(kctl -n "$NS" get workspacebackup "$BACKUP" -o 'jsonpath={.status.jobName}' 2>/dev/null || true)
   [ -z "$job" ] || kctl -n "$NS" logs "job/$job" --tail=30 >&2 || true
-  kctl -n "$OPERATOR_NAMESPACE" logs "deployment/$OPERATOR_DEPLOYMENT" --tail=15 2>&1 |
+  # Every manager replica's (config/local runs two; the leader's is the one that says something).
+  kctl -n "$OPERATOR_NAMESPACE" logs -l control-plane=controller-manager --prefix --tail=15 2>&1 |
     cut -c1-400 >&2 || true
 }
 

@@ -29,9 +29,11 @@ import (
 	"github.com/dwbackup/devworkspace-backup-operator/internal/registry/registrytest"
 )
 
-// metricsAddr is where config/local serves the manager's metrics: HTTPS with authentication and
-// authorization, on loopback (the manager pod uses the host network).
-const metricsAddr = "127.0.0.1:18443"
+// metricsAddrs are where config/local's two manager replicas serve their metrics: HTTPS with
+// authentication and authorization, on loopback (the manager pods use the host network). Only the
+// elected leader exports the cache-derived series, so both are scraped, as a ServiceMonitor
+// scrapes every pod.
+var metricsAddrs = []string{"127.0.0.1:18443", "127.0.0.1:18444"}
 
 // The alerts as an administrator meets them: a real Prometheus (built from hack/prometheus, the
 // shipped rules of config/prometheus/alerts.yaml) scrapes the deployed manager the way the
@@ -118,24 +120,28 @@ var insecureClient = &http.Client{Timeout: 10 * time.Second, Transport: &http.Tr
 	TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // the manager's self-signed certificate
 }}
 
-// scrapeManager fetches the manager's metrics with the token and keeps the operator's own lines
-// about namespace (and the counters and policy series, which carry no namespace).
+// scrapeManager fetches every replica's metrics with the token and keeps the operator's own lines
+// about namespace (and the counters and policy series, which carry no namespace), under a line
+// naming the replica's address.
 func scrapeManager(ctx context.Context, token, namespace string) string {
 	GinkgoHelper()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+metricsAddr+"/metrics", nil)
-	Expect(err).NotTo(HaveOccurred())
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := insecureClient.Do(req)
-	Expect(err).NotTo(HaveOccurred())
-	defer func() { _ = resp.Body.Close() }()
-	body, err := io.ReadAll(resp.Body)
-	Expect(err).NotTo(HaveOccurred())
-	Expect(resp.StatusCode).To(Equal(http.StatusOK), string(body))
 	var lines []string
 	ours := fmt.Sprintf("namespace=%q", namespace)
-	for l := range strings.SplitSeq(string(body), "\n") {
-		if strings.HasPrefix(l, "dwbackup_") && (!strings.Contains(l, "namespace=") || strings.Contains(l, ours)) {
-			lines = append(lines, l)
+	for _, addr := range metricsAddrs {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+addr+"/metrics", nil)
+		Expect(err).NotTo(HaveOccurred())
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := insecureClient.Do(req)
+		Expect(err).NotTo(HaveOccurred())
+		body, err := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		Expect(err).NotTo(HaveOccurred())
+		Expect(resp.StatusCode).To(Equal(http.StatusOK), string(body))
+		lines = append(lines, "# "+addr)
+		for l := range strings.SplitSeq(string(body), "\n") {
+			if strings.HasPrefix(l, "dwbackup_") && (!strings.Contains(l, "namespace=") || strings.Contains(l, ours)) {
+				lines = append(lines, l)
+			}
 		}
 	}
 	return strings.Join(lines, "\n")
@@ -163,7 +169,7 @@ type prometheus struct {
 	cmd *exec.Cmd
 }
 
-// startPrometheus runs Prometheus with the rules file, scraping the manager every 2 s with token
+// startPrometheus runs Prometheus with the rules file, scraping both manager replicas every 2 s with token
 // and evaluating the rules every 2 s (the rules' own `for` stays as shipped).
 func startPrometheus(rules, token string) *prometheus {
 	GinkgoHelper()
@@ -183,8 +189,8 @@ scrape_configs:
   authorization:
     credentials_file: %s
   static_configs:
-  - targets: [%q]
-`, rules, tokenFile, metricsAddr)
+  - targets: [%s]
+`, rules, tokenFile, strings.Join(metricsAddrs, ", "))
 	configFile := filepath.Join(dir, "prometheus.yml")
 	Expect(os.WriteFile(configFile, []byte(config), 0o600)).To(Succeed())
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -140,9 +140,7 @@ var _ = Describe("The cluster is lost", Serial, func() {
 		fx.c = env
 		fx.claims = map[string]string{}
 		rec = startRecorder(env)
-		out, err := env.kubectl(ctx, "-n", env.operatorNamespace, "rollout", "status",
-			"deployment/"+env.operatorDeployment, "--timeout=180s")
-		Expect(err).NotTo(HaveOccurred(), out)
+		env.waitManagers(ctx)
 
 		By("the namespace and the same policy applied again")
 		Expect(fx.createNamespace(ctx, "lost")).To(Equal(ns))

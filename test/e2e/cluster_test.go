@@ -28,16 +28,17 @@ import (
 // cluster is the local cluster of hack/local-cluster with the operator deployed by deploy.sh
 // (make local-up deploy-local). Every read goes to the API server: no cache can lag.
 type cluster struct {
-	stateDir           string
-	kubeconfig         string
-	kubectlBin         string
-	orasBin            string
-	registry           string // host:port of the local registry
-	operatorNamespace  string
-	operatorDeployment string
-	client             client.Client
-	clientset          kubernetes.Interface
-	restConfig         *rest.Config // the admin's, for clients that impersonate a user
+	stateDir          string
+	kubeconfig        string
+	kubectlBin        string
+	orasBin           string
+	registry          string // host:port of the local registry
+	operatorNamespace string
+	// operatorDeployments are config/local's manager Deployments: two replicas, one elected.
+	operatorDeployments []string
+	client              client.Client
+	clientset           kubernetes.Interface
+	restConfig          *rest.Config // the admin's, for clients that impersonate a user
 }
 
 func envOr(name, def string) string {
@@ -67,8 +68,8 @@ func connect() *cluster {
 	Expect(c.orasBin).To(BeARegularFile(), "no oras: run make oras")
 	operator := readEnvFile(filepath.Join(stateDir, "deploy", "operator.env"))
 	c.operatorNamespace = operator["OPERATOR_NAMESPACE"]
-	c.operatorDeployment = operator["OPERATOR_DEPLOYMENT"]
-	Expect(c.operatorDeployment).NotTo(BeEmpty(), "the operator was not deployed: run make deploy-local")
+	c.operatorDeployments = strings.Fields(operator["OPERATOR_DEPLOYMENTS"])
+	Expect(c.operatorDeployments).NotTo(BeEmpty(), "the operator was not deployed: run make deploy-local")
 
 	cfg, err := clientcmd.BuildConfigFromFlags("", c.kubeconfig)
 	Expect(err).NotTo(HaveOccurred())
@@ -116,22 +117,26 @@ func (c *cluster) kubectl(ctx context.Context, args ...string) (string, error) {
 }
 
 // dump writes what a person debugging a failed spec looks at first: every object of the
-// operator's kinds, the workspaces, the mover Jobs and Pods, recent events and the manager's log.
+// operator's kinds, the workspaces, the mover Jobs and Pods, recent events and every manager replica's log.
 func (c *cluster) dump(ctx context.Context, w io.Writer) {
-	sections := []struct {
+	type section struct {
 		title string
 		args  []string
 		tail  int
-	}{
+	}
+	sections := make([]section, 0, 6+len(c.operatorDeployments))
+	sections = append(sections, []section{
 		{"backup objects", []string{"get", "dwbackup", "-A", "-o", "yaml"}, 1500},
 		{"backup objects (table)", []string{"get", "dwbackup", "-A", "-o", "wide"}, 200},
 		{"DevWorkspaces", []string{"get", "devworkspaces", "-A", "-o", "yaml"}, 400},
 		{"mover Jobs and Pods", []string{"get", "jobs,pods", "-A", "-o", "wide",
 			"-l", backupv1alpha1.LabelManagedBy + "=" + backupv1alpha1.ManagedByValue}, 100},
 		{"events", []string{"get", "events", "-A", "--sort-by=.lastTimestamp"}, 150},
-		{"operator pods", []string{"-n", c.operatorNamespace, "get", "pods", "-o", "wide"}, 20},
-		{"manager log", []string{"-n", c.operatorNamespace, "logs", "deployment/" + c.operatorDeployment,
-			"--tail=300"}, 300},
+		{"operator pods and leader Lease", []string{"-n", c.operatorNamespace, "get", "pods,leases", "-o", "wide"}, 20},
+	}...)
+	for _, d := range c.operatorDeployments {
+		sections = append(sections, section{"manager log of " + d,
+			[]string{"-n", c.operatorNamespace, "logs", "deployment/" + d, "--tail=300"}, 300})
 	}
 	for _, s := range sections {
 		out, err := c.kubectl(ctx, s.args...)
@@ -140,6 +145,15 @@ func (c *cluster) dump(ctx context.Context, w io.Writer) {
 		}
 		_, _ = fmt.Fprintf(w, "\n===== %s: kubectl %s =====\n%s\n",
 			s.title, strings.Join(s.args, " "), lastLines(out, s.tail))
+	}
+}
+
+// waitManagers waits until every manager Deployment is Available.
+func (c *cluster) waitManagers(ctx context.Context) {
+	GinkgoHelper()
+	for _, d := range c.operatorDeployments {
+		out, err := c.kubectl(ctx, "-n", c.operatorNamespace, "rollout", "status", "deployment/"+d, "--timeout=180s")
+		Expect(err).NotTo(HaveOccurred(), out)
 	}
 }
 

@@ -36,9 +36,7 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	rec = startRecorder(env)
 	DeferCleanup(rec.Stop)
 	By("checking the operator is Available")
-	out, err := env.kubectl(ctx, "-n", env.operatorNamespace, "rollout", "status",
-		"deployment/"+env.operatorDeployment, "--timeout=120s")
-	Expect(err).NotTo(HaveOccurred(), out)
+	env.waitManagers(ctx)
 }, NodeTimeout(3*time.Minute))
 
 // On failure, dump the objects, events and the manager's log, so a CI log alone explains it.

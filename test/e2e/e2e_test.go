@@ -182,7 +182,7 @@ var _ = Describe("The operator on a real cluster", Ordered, ContinueOnFailure, f
 				s.Retention.KeepLast = 1
 			})
 			schedPolicy = p.Name
-			slot1 = fx.waitForSlot(ctx, schedPolicy, time.Time{})
+			slot1 = fx.waitForSlot(ctx, schedPolicy)
 			first = fx.waitForScheduled(ctx, schedPolicy, slotEqual(slot1), len(withStorage), 3*time.Minute)
 			for _, w := range withStorage {
 				b := first[w.String()]
@@ -276,29 +276,12 @@ var _ = Describe("The operator on a real cluster", Ordered, ContinueOnFailure, f
 			s.MaxConcurrentBackups = 2
 			s.Retention.KeepLast = 2
 		})
-		slot := fx.waitForSlot(ctx, p.Name, time.Time{})
+		slot := fx.waitForSlot(ctx, p.Name)
 
-		By("waiting until backups of the slot have succeeded and others run")
-		Eventually(func(g Gomega) {
-			phases := map[backupv1alpha1.BackupPhase]int{}
-			for _, b := range fx.scheduledBackups(ctx, g, p.Name, slotEqual(slot)) {
-				phases[b.Status.Phase]++
-			}
-			if phases[backupv1alpha1.BackupSucceeded] > n-4 {
-				StopTrying("the slot was nearly done before the manager could be killed").Now()
-			}
-			g.Expect(phases[backupv1alpha1.BackupSucceeded]).To(BeNumerically(">=", 2))
-			g.Expect(phases[backupv1alpha1.BackupRunning]).To(BeNumerically(">=", 1))
-		}).WithTimeout(3 * time.Minute).WithPolling(200 * time.Millisecond).Should(Succeed())
+		waitMidSlot(ctx, p.Name, slot, 2, n-4)
 		killManager(ctx)
 
-		all := fx.waitForScheduled(ctx, p.Name, slotEqual(slot), n, 6*time.Minute)
-		for key, b := range all {
-			Expect(rec.JobsFor(b.UID)).To(HaveLen(1), "%s: exactly one Job", key)
-			Expect(rec.PodsFor(b.UID)).To(Equal(1), "%s: exactly one mover Pod", key)
-			Expect(env.resolve(ctx, b.Status.Artifact.Reference)).To(Equal(b.Status.Artifact.Digest), key)
-		}
-		Expect(fx.policyBackups(ctx, Default, p.Name)).To(HaveLen(n), "no backup for any other slot")
+		expectSlotOnce(ctx, p.Name, fx.waitForScheduled(ctx, p.Name, slotEqual(slot), n, 6*time.Minute))
 	}, SpecTimeout(12*time.Minute))
 
 	It("h. every mover pod passes the restricted Pod Security level except host namespaces", func() {

@@ -214,8 +214,8 @@ var _ = Describe("Faults on the data path", Ordered, ContinueOnFailure, func() {
 			By("hack/local-cluster/down.sh (state kept), then up.sh")
 			clusterScript(ctx, "down.sh")
 			clusterScript(ctx, "up.sh")
-			Eventually(func(g Gomega) { g.Expect(podReady(managerPod(ctx, g))).To(BeTrue()) }).
-				WithTimeout(3*time.Minute).WithPolling(time.Second).Should(Succeed(), "the manager is Ready again")
+			Eventually(func(g Gomega) { managersReady(ctx, g) }).
+				WithTimeout(3*time.Minute).WithPolling(time.Second).Should(Succeed(), "the managers are Ready again, one leads")
 		})
 	}, SpecTimeout(15*time.Minute))
 })

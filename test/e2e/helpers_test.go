@@ -4,11 +4,15 @@ package e2e
 
 import (
 	"context"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/pod-security-admission/api"
@@ -61,6 +65,37 @@ func (f *fixtures) waitForScheduled(ctx context.Context, policy string, inSlot f
 	return backups
 }
 
+// waitMidSlot waits until at least succeeded backups of the policy's slot have Succeeded and one
+// runs; it gives up when more than most have Succeeded (the slot would end before the fault).
+func waitMidSlot(ctx context.Context, policy string, slot time.Time, succeeded, most int) {
+	GinkgoHelper()
+	By("waiting until backups of the slot have succeeded and others run")
+	Eventually(func(g Gomega) {
+		phases := map[backupv1alpha1.BackupPhase]int{}
+		for _, b := range fx.scheduledBackups(ctx, g, policy, slotEqual(slot)) {
+			phases[b.Status.Phase]++
+		}
+		if phases[backupv1alpha1.BackupSucceeded] > most {
+			StopTrying("the slot was nearly done before the fault").Now()
+		}
+		g.Expect(phases[backupv1alpha1.BackupSucceeded]).To(BeNumerically(">=", succeeded))
+		g.Expect(phases[backupv1alpha1.BackupRunning]).To(BeNumerically(">=", 1))
+	}).WithTimeout(3 * time.Minute).WithPolling(200 * time.Millisecond).Should(Succeed())
+}
+
+// expectSlotOnce checks the backups of one slot, one Succeeded per workspace (waitForScheduled):
+// exactly one Job and one mover pod each ever created (from the recorder's watch), each artifact
+// resolving to its digest, and no backup of the policy for any other slot.
+func expectSlotOnce(ctx context.Context, policy string, slot map[string]backupv1alpha1.WorkspaceBackup) {
+	GinkgoHelper()
+	for key, b := range slot {
+		Expect(rec.JobsFor(b.UID)).To(HaveLen(1), "%s: exactly one Job", key)
+		Expect(rec.PodsFor(b.UID)).To(Equal(1), "%s: exactly one mover Pod", key)
+		Expect(env.resolve(ctx, b.Status.Artifact.Reference)).To(Equal(b.Status.Artifact.Digest), key)
+	}
+	Expect(fx.policyBackups(ctx, Default, policy)).To(HaveLen(len(slot)), "no backup for any other slot")
+}
+
 func slotEqual(slot time.Time) func(time.Time) bool {
 	return func(t time.Time) bool { return t.Equal(slot) }
 }
@@ -109,20 +144,53 @@ func moverPods(ctx context.Context, ns string, owner types.UID) []corev1.Pod {
 	return pods.Items
 }
 
-// managerPod returns the running manager pod (the newest, when a replacement is starting).
-func managerPod(ctx context.Context, g Gomega) *corev1.Pod {
+// leaseName is the Lease the manager replicas compete for (cmd/leader.go).
+const leaseName = "devworkspace-backup-operator.dwbackup.io"
+
+// leaderLease reads the manager replicas' Lease from the API server.
+func leaderLease(ctx context.Context, g Gomega) *coordinationv1.Lease {
+	lease := &coordinationv1.Lease{}
+	g.Expect(env.client.Get(ctx, client.ObjectKey{Namespace: env.operatorNamespace, Name: leaseName}, lease)).
+		To(Succeed())
+	return lease
+}
+
+// holderPod is the pod name of a holderIdentity, "<pod name>_<random>" (cmd/leader.go).
+func holderPod(identity string) string {
+	name, _, _ := strings.Cut(identity, "_")
+	return name
+}
+
+// managerPods lists the manager replicas' pods that are not being deleted.
+func managerPods(ctx context.Context, g Gomega) []corev1.Pod {
 	pods := &corev1.PodList{}
 	g.Expect(env.client.List(ctx, pods, client.InNamespace(env.operatorNamespace),
 		client.MatchingLabels{"control-plane": "controller-manager"})).To(Succeed())
-	var newest *corev1.Pod
-	for i := range pods.Items {
-		p := &pods.Items[i]
-		if p.DeletionTimestamp == nil && (newest == nil || p.CreationTimestamp.After(newest.CreationTimestamp.Time)) {
-			newest = p
+	return slices.DeleteFunc(pods.Items, func(p corev1.Pod) bool { return p.DeletionTimestamp != nil })
+}
+
+// managerPod returns the pod of the elected manager, the one that reconciles: the Lease's holder.
+func managerPod(ctx context.Context, g Gomega) *corev1.Pod {
+	lease := leaderLease(ctx, g)
+	g.Expect(lease.Spec.HolderIdentity).NotTo(BeNil(), "the Lease has a holder")
+	leader := holderPod(*lease.Spec.HolderIdentity)
+	for _, p := range managerPods(ctx, g) {
+		if p.Name == leader {
+			return &p
 		}
 	}
-	g.Expect(newest).NotTo(BeNil(), "a manager pod")
-	return newest
+	g.Expect(leader).To(BeEmpty(), "the Lease's holder is a live manager pod")
+	return nil
+}
+
+// managersReady checks that every manager Deployment has its pod Ready and that one of them leads.
+func managersReady(ctx context.Context, g Gomega) {
+	pods := managerPods(ctx, g)
+	g.Expect(pods).To(HaveLen(len(env.operatorDeployments)), "one pod per manager Deployment")
+	for _, p := range pods {
+		g.Expect(podReady(&p)).To(BeTrue(), "pod %s Ready", p.Name)
+	}
+	managerPod(ctx, g)
 }
 
 func podReady(p *corev1.Pod) bool {
@@ -134,19 +202,37 @@ func podReady(p *corev1.Pod) bool {
 	return false
 }
 
-// killManager deletes the manager pod at once, as a node failure or an OOM kill would end it,
-// and waits until its replacement is Ready.
+// killManager deletes the elected manager's pod at once, as a node failure or an OOM kill would
+// end it, and waits until its replacement is Ready and a live replica leads.
 func killManager(ctx context.Context) {
 	GinkgoHelper()
 	old := managerPod(ctx, Default)
-	By("killing manager pod " + old.Name)
+	By("killing the leader's pod " + old.Name)
 	_, err := env.kubectl(ctx, "-n", old.Namespace, "delete", "pod", old.Name, "--grace-period=0", "--force")
 	Expect(err).NotTo(HaveOccurred())
 	Eventually(func(g Gomega) {
-		p := managerPod(ctx, g)
-		g.Expect(p.UID).NotTo(Equal(old.UID))
-		g.Expect(podReady(p)).To(BeTrue(), "pod %s Ready", p.Name)
-	}).WithTimeout(3*time.Minute).WithPolling(time.Second).Should(Succeed(), "a new manager pod is Ready")
+		for _, p := range managerPods(ctx, g) {
+			g.Expect(p.UID).NotTo(Equal(old.UID))
+		}
+		managersReady(ctx, g)
+	}).WithTimeout(3*time.Minute).WithPolling(time.Second).
+		Should(Succeed(), "the manager replicas are Ready and one leads")
+}
+
+// podCgroup is a pod's cgroup directory in a hierarchy (cgroup v1, cgroupfs driver:
+// /sys/fs/cgroup/<hierarchy>/kubepods/<qos>/pod<uid>).
+func podCgroup(pod *corev1.Pod, hierarchy string) string {
+	GinkgoHelper()
+	var dir string
+	_ = filepath.WalkDir(filepath.Join("/sys/fs/cgroup", hierarchy), func(p string, d os.DirEntry, err error) error {
+		if err == nil && d.IsDir() && strings.HasSuffix(p, "pod"+string(pod.UID)) {
+			dir = p
+			return filepath.SkipAll
+		}
+		return nil
+	})
+	Expect(dir).NotTo(BeEmpty(), "the %s cgroup of pod %s", hierarchy, pod.Name)
+	return dir
 }
 
 // restrictedViolations runs a pod through the Pod Security Admission evaluator at the restricted

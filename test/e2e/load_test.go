@@ -49,7 +49,7 @@ var _ = Describe("Load", Label("load"), Ordered, func() {
 		peak := startPodSampler(ctx)
 		DeferCleanup(peak.stop)
 
-		slot := fx.waitForSlot(ctx, policy.Name, time.Time{})
+		slot := fx.waitForSlot(ctx, policy.Name)
 		backups := fx.waitForScheduled(ctx, policy.Name, slotEqual(slot), len(workspaces), 20*time.Minute)
 		peak.stop()
 		requests := managerRequests(ctx) - requestsBefore
@@ -144,20 +144,10 @@ func managerRequests(ctx context.Context) int64 {
 	return int64(total)
 }
 
-// managerCgroup is the memory cgroup directory of the manager pod (cgroup v1, cgroupfs driver).
+// managerCgroup is the memory cgroup directory of the elected manager's pod.
 func managerCgroup(ctx context.Context) string {
 	GinkgoHelper()
-	uid := string(managerPod(ctx, Default).UID)
-	var dir string
-	_ = filepath.WalkDir("/sys/fs/cgroup/memory", func(p string, d os.DirEntry, err error) error {
-		if err == nil && d.IsDir() && strings.HasSuffix(p, "pod"+uid) {
-			dir = p
-			return filepath.SkipAll
-		}
-		return nil
-	})
-	Expect(dir).NotTo(BeEmpty(), "the manager pod's memory cgroup")
-	return dir
+	return podCgroup(managerPod(ctx, Default), "memory")
 }
 
 func resetManagerPeakMemory(ctx context.Context) {
