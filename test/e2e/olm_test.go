@@ -23,6 +23,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -134,6 +135,15 @@ var _ = Describe("Install, upgrade and uninstall through OLM", Ordered, func() {
 		env.operatorNamespace, env.operatorDeployment = opNS, dep
 		Expect(deploymentAvailable(ctx, opNS, dep)).To(Succeed())
 		Expect(csvOwnsDeployment(ctx, opNS, dep, cat.older)).To(Succeed())
+		By("OLM ran nothing in the cluster for the catalog: no registry pod, no bundle unpack Job")
+		for _, ns := range []string{opNS, "olm"} {
+			jobs := &batchv1.JobList{}
+			Expect(env.client.List(ctx, jobs, client.InNamespace(ns))).To(Succeed())
+			Expect(jobs.Items).To(BeEmpty(), "Jobs in %s", ns)
+		}
+		pods := &corev1.PodList{}
+		Expect(env.client.List(ctx, pods, client.InNamespace("olm"))).To(Succeed())
+		Expect(pods.Items).To(BeEmpty(), "pods in namespace olm")
 	}, SpecTimeout(6*time.Minute))
 
 	It("backs up a stopped workspace at the policy's slot", func(ctx SpecContext) {
