@@ -85,16 +85,15 @@ var (
 
 var _ = Describe("Install, upgrade and uninstall through OLM", Ordered, func() {
 	var (
-		cat      catalogChannel
-		opNS     string // where the operator is installed
-		wsNS     string // a user's namespace with a workspace
-		ws       *workspace
-		policy   *backupv1alpha1.BackupPolicy
-		repo     string
-		first    backupv1alpha1.WorkspaceBackup
-		uids     map[string]types.UID // every policy and backup by namespace/name, before the upgrade
-		tags     map[string]string    // every artifact reference -> digest seen so far
-		upgraded time.Time
+		cat    catalogChannel
+		opNS   string // where the operator is installed
+		wsNS   string // a user's namespace with a workspace
+		ws     *workspace
+		policy *backupv1alpha1.BackupPolicy
+		repo   string
+		first  backupv1alpha1.WorkspaceBackup
+		uids   map[string]types.UID // every policy and backup by namespace/name, before the upgrade
+		tags   map[string]string    // every artifact reference -> digest seen so far
 	)
 
 	BeforeAll(func() {
@@ -164,7 +163,6 @@ var _ = Describe("Install, upgrade and uninstall through OLM", Ordered, func() {
 	It("upgrades to the newer version when the administrator approves, keeping every object", func(ctx SpecContext) {
 		approvePlanFor(ctx, opNS, cat.newer)
 		dep := waitCSVSucceeded(ctx, opNS, cat.newer)
-		upgraded = time.Now()
 		Expect(dep).To(Equal(env.operatorDeployment), "the new CSV runs the same Deployment")
 		Eventually(func() error { return csvOwnsDeployment(ctx, opNS, dep, cat.newer) }).Should(Succeed())
 		Eventually(func() error { return deploymentAvailable(ctx, opNS, dep) }).Should(Succeed())
@@ -176,8 +174,9 @@ var _ = Describe("Install, upgrade and uninstall through OLM", Ordered, func() {
 	It("backs up again at the next slot after the upgrade, and loses no artifact", func(ctx SpecContext) {
 		writeFile(filepath.Join(ws.projectsDir(), "after-upgrade.txt"), 0o644, []byte("written after the upgrade\n"))
 		chownTree(ws.claimRoot)
-		fx.markStopped(ctx, ws, time.Now())
-		backups := fx.waitForScheduled(ctx, policy.Name, slotAfter(upgraded), 1, 3*time.Minute)
+		stopped := time.Now()
+		fx.markStopped(ctx, ws, stopped)
+		backups := fx.waitForScheduled(ctx, policy.Name, slotAfter(stopped), 1, 3*time.Minute)
 		next := backups[ws.String()]
 		Expect(next.UID).NotTo(Equal(first.UID))
 		expectArtifact(ctx, &next, ws, repo)
@@ -194,8 +193,10 @@ var _ = Describe("Install, upgrade and uninstall through OLM", Ordered, func() {
 		before := objectUIDs(ctx, Default, policy.Name)
 		Expect(env.client.Delete(ctx, newObject(subscriptionGVK, opNS, cat.pkg))).To(Succeed())
 		Expect(env.client.Delete(ctx, newObject(csvGVK, opNS, cat.newer))).To(Succeed())
-		Eventually(func() bool { return objectGone(ctx, &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{
-			Namespace: opNS, Name: env.operatorDeployment}}) }).Should(BeTrue(), "the operator's Deployment is deleted")
+		Eventually(func() bool {
+			return objectGone(ctx, &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{
+				Namespace: opNS, Name: env.operatorDeployment}})
+		}).Should(BeTrue(), "the operator's Deployment is deleted")
 		Eventually(func(g Gomega) {
 			pods := &corev1.PodList{}
 			g.Expect(env.client.List(ctx, pods, client.InNamespace(opNS))).To(Succeed())
