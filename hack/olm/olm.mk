@@ -24,3 +24,10 @@ test-olm: olm opm oras kustomize ## Install, back up, upgrade and uninstall the 
 .PHONY: release-finalizers
 release-finalizers: ## After uninstalling the operator: release its finalizer from every WorkspaceBackup (artifacts stay), so namespaces can be deleted.
 	hack/olm/release-finalizers.sh
+
+# The OLM suite (test/e2e/olm_test.go) builds with the tag olm, which make lint's e2e run leaves
+# out: lint it too. `unused` stays with the e2e run: the OLM suite uses only some shared helpers.
+.PHONY: lint-olm
+lint-olm: golangci-lint
+	"$(GOLANGCI_LINT)" run --build-tags olm --disable unused ./test/e2e/...
+lint: lint-olm

@@ -11,6 +11,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -147,7 +148,8 @@ var _ = Describe("Install, upgrade and uninstall through OLM", Ordered, func() {
 
 	It("backs up a stopped workspace at the policy's slot", func(ctx SpecContext) {
 		wsNS = fx.createNamespace(ctx, "ws")
-		ws = fx.createWorkspace(ctx, wsNS, "app", storagePerWS, "olm", func(dir string) { writeSampleTree(dir, "olm before") })
+		ws = fx.createWorkspace(ctx, wsNS, "app", storagePerWS, "olm",
+			func(dir string) { writeSampleTree(dir, "olm before") })
 		policy = fx.createPolicy(ctx, "olm", "olm", nil)
 		repo = fx.repository("olm")
 		slot := fx.waitForSlot(ctx, policy.Name, time.Time{})
@@ -180,7 +182,8 @@ var _ = Describe("Install, upgrade and uninstall through OLM", Ordered, func() {
 		next := backups[ws.String()]
 		Expect(next.UID).NotTo(Equal(first.UID))
 		expectArtifact(ctx, &next, ws, repo)
-		Expect(next.Status.Artifact.Digest).NotTo(Equal(first.Status.Artifact.Digest), "the changed files make a new artifact")
+		Expect(next.Status.Artifact.Digest).NotTo(Equal(first.Status.Artifact.Digest),
+			"the changed files make a new artifact")
 		tags[next.Status.Artifact.Reference] = next.Status.Artifact.Digest
 		expectTagsResolve(ctx, tags)
 		now := objectUIDs(ctx, Default, policy.Name)
@@ -210,7 +213,7 @@ var _ = Describe("Install, upgrade and uninstall through OLM", Ordered, func() {
 		expectTagsResolve(ctx, tags)
 	}, SpecTimeout(4*time.Minute))
 
-	It("deletes a namespace holding backups once the uninstalled operator's finalizers are released", func(ctx SpecContext) {
+	It("deletes a namespace holding backups once the finalizers are released", func(ctx SpecContext) {
 		list := &backupv1alpha1.WorkspaceBackupList{}
 		Expect(env.client.List(ctx, list, client.InNamespace(wsNS))).To(Succeed())
 		Expect(list.Items).NotTo(BeEmpty())
@@ -256,8 +259,7 @@ func readCatalog(dir string) catalogChannel {
 	}
 	channels := map[string][]entry{}
 	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !(strings.HasSuffix(path, ".yaml") || strings.HasSuffix(path, ".json") ||
-			strings.HasSuffix(path, ".yml")) {
+		if err != nil || d.IsDir() || !slices.Contains([]string{".yaml", ".yml", ".json"}, filepath.Ext(path)) {
 			return err
 		}
 		f, err := os.Open(path)
@@ -274,7 +276,7 @@ func readCatalog(dir string) catalogChannel {
 				DefaultChannel string  `json:"defaultChannel"`
 				Entries        []entry `json:"entries"`
 			}
-			if err := dec.Decode(&doc); err == io.EOF {
+			if err := dec.Decode(&doc); errors.Is(err, io.EOF) {
 				return nil
 			} else if err != nil {
 				return fmt.Errorf("%s: %w", path, err)
