@@ -1,0 +1,148 @@
+// Package validate checks the committed OLM bundle and catalog with the validators OperatorHub
+// runs (those of `operator-sdk bundle validate --select-optional suite=operatorframework`),
+// operator-registry's bundle format check, and opm itself (render, validate). `make test-bundle`
+// runs it with OPM set to the pinned opm binary.
+package validate
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/operator-framework/api/pkg/manifests"
+	"github.com/operator-framework/api/pkg/validation"
+	"github.com/operator-framework/api/pkg/validation/errors"
+	"github.com/operator-framework/operator-registry/pkg/lib/bundle"
+	"github.com/sirupsen/logrus"
+)
+
+const (
+	root       = "../../../.."
+	bundleDir  = root + "/bundle"
+	catalogDir = root + "/catalog"
+	pkgDir     = catalogDir + "/devworkspace-backup-operator"
+	// k8sVersion is the Kubernetes the project builds against (hack/k8s/go.mod): no API the
+	// bundle uses may be deprecated or removed there.
+	k8sVersion = "1.37"
+)
+
+// knownWarnings are the warnings left on purpose, each explained in docs/olm.md ("Validator
+// warnings"). A new warning fails the test until it is fixed or explained there and listed here.
+var knownWarnings = []string{}
+
+func TestBundleValidators(t *testing.T) {
+	b, err := manifests.GetBundleFromDir(bundleDir)
+	if err != nil {
+		t.Fatalf("load %s: %v", bundleDir, err)
+	}
+	validators := validation.DefaultBundleValidators.WithValidators(
+		validation.OperatorHubV2Validator,
+		validation.StandardCapabilitiesValidator,
+		validation.StandardCategoriesValidator,
+		validation.GoodPracticesValidator,
+		validation.AlphaDeprecatedAPIsValidator,
+	)
+	results := validators.Validate(b, map[string]string{"k8s-version": k8sVersion})
+	var warnings []string
+	for _, r := range results {
+		for _, e := range r.Errors {
+			t.Errorf("%s: error: %v", r.Name, e)
+		}
+		for _, w := range r.Warnings {
+			warnings = append(warnings, w.Error())
+		}
+	}
+	for _, w := range warnings {
+		if !slices.Contains(knownWarnings, w) {
+			t.Errorf("warning not explained in docs/olm.md: %s", w)
+		}
+	}
+	for _, w := range knownWarnings {
+		if !slices.Contains(warnings, w) {
+			t.Errorf("knownWarnings lists %q, which the validators no longer report: remove it here and in docs/olm.md", w)
+		}
+	}
+	for _, r := range results { t.Logf("%s: %d errors %d warnings %v", r.Name, len(r.Errors), len(r.Warnings), r.Warnings) }
+	checkValidatorsRan(t, results)
+}
+
+// checkValidatorsRan guards against a bundle the validators silently skip (no CSV loaded, no
+// CRDs): every validator must have seen the CSV.
+func checkValidatorsRan(t *testing.T, results []errors.ManifestResult) {
+	t.Helper()
+	if len(results) < 6 {
+		t.Errorf("only %d validation results: some validators did not run on the bundle", len(results))
+	}
+}
+
+func TestBundleFormat(t *testing.T) {
+	logger := logrus.NewEntry(logrus.New())
+	v := bundle.NewImageValidator(nil, logger)
+	if err := v.ValidateBundleFormat(bundleDir); err != nil {
+		t.Errorf("bundle format: %v", err)
+	}
+	if err := v.ValidateBundleContent(filepath.Join(bundleDir, "manifests")); err != nil {
+		t.Errorf("bundle content: %v", err)
+	}
+}
+
+func opm(t *testing.T, args ...string) []byte {
+	t.Helper()
+	bin := os.Getenv("OPM")
+	if bin == "" {
+		t.Fatal("OPM is not set: run make test-bundle (it builds opm into bin/)")
+	}
+	var stderr bytes.Buffer
+	cmd := exec.Command(bin, args...)
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("opm %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
+	}
+	return out
+}
+
+func TestCatalogValidates(t *testing.T) {
+	opm(t, "validate", catalogDir)
+}
+
+// The catalog's entry for the current version is what `opm render` makes of the committed
+// bundle: the catalog cannot drift from the bundle.
+func TestCatalogHoldsTheBundle(t *testing.T) {
+	version := currentVersion(t)
+	committed, err := os.ReadFile(filepath.Join(pkgDir, "bundle-v"+version+".yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	image := imageOf(t, committed)
+	rendered := opm(t, "render", bundleDir, "--alpha-image-ref-template", image, "-o", "yaml")
+	if !bytes.Equal(rendered, committed) {
+		t.Errorf("catalog/.../bundle-v%s.yaml is not opm render of bundle/: run make catalog", version)
+	}
+}
+
+func currentVersion(t *testing.T) string {
+	t.Helper()
+	b, err := manifests.GetBundleFromDir(bundleDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b.CSV.Spec.Version.String()
+}
+
+// imageOf reads the image: line of a rendered olm.bundle.
+func imageOf(t *testing.T, rendered []byte) string {
+	t.Helper()
+	for line := range strings.Lines(string(rendered)) {
+		if v, ok := strings.CutPrefix(line, "image: "); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	t.Fatal("no image: in the rendered bundle")
+	return ""
+}
+
