@@ -30,6 +30,8 @@ OLM_NAMESPACE=olm
 # listen on every address, so the ports must be free.
 OPM_PORT=${OPM_PORT:-50051}
 OLM_DIR=$LOCAL_CLUSTER_DIR/olm
+# The manager's labels (config/manager), whoever deployed it.
+OPERATOR_LABELS=app.kubernetes.io/name=devworkspace-backup-operator,control-plane=controller-manager
 STARTED=()
 
 # lock_held_by_ancestor: the lock is already held by `flock` around this script (a flock in
@@ -90,7 +92,7 @@ uninstall_leftovers() {
   poll 60 no_operator_pods || log "warning: operator pods still present: $(operator_pods)"
 }
 
-operator_pods() { kctl get pods -A -l app.kubernetes.io/name=devworkspace-backup-operator,control-plane=controller-manager -o name; }
+operator_pods() { kctl get pods -A -l "$OPERATOR_LABELS" -o name; }
 no_operator_pods() { [ -z "$(operator_pods)" ]; }
 
 teardown() {
@@ -127,15 +129,10 @@ check_ports() {
   check_port "OLM's catalog operator" 8443
 }
 
-# remove_deployed_operator: the operator of make deploy-local (config/local) would reconcile the
-# same objects, and its host ports are the ones the OLM-installed operator uses.
+# remove_deployed_operator: the operator of make deploy-local (config/local, one Deployment or more)
+# would reconcile the same objects, and its host ports are the ones the OLM-installed one uses.
 remove_deployed_operator() {
-  local env=$LOCAL_CLUSTER_DIR/deploy/operator.env OPERATOR_NAMESPACE="" OPERATOR_DEPLOYMENT=""
-  if [ -s "$env" ]; then
-    # shellcheck source=/dev/null # written by deploy.sh
-    source "$env"
-    kctl -n "$OPERATOR_NAMESPACE" delete deployment "$OPERATOR_DEPLOYMENT" --ignore-not-found >/dev/null
-  fi
+  kctl delete deployments -A -l "$OPERATOR_LABELS" --ignore-not-found >/dev/null
   wait_for "no operator pod" 120 no_operator_pods
 }
 
