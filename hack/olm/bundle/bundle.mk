@@ -76,8 +76,9 @@ bundle-local: opm olm-gen ## Write the local cluster's variant of every catalog 
 	rm -rf "$(DIR)/bundles" "$(DIR)/catalog" && mkdir -p "$(DIR)/catalog/$(OLM_PACKAGE)"
 	"$(OLM_GEN)" local --catalog "$(OLM_CATALOG_DIR)" --out "$(DIR)" --package $(OLM_PACKAGE) --channel $(OLM_CHANNEL) \
 		--apiserver-port $(LOCAL_APISERVER_PORT) --image "$(dir $(IMAGE_TAG_BASE))=$(OLM_LOCAL_PREFIX)" $(OLM_LOCAL_IMAGES)
+	# No bundle image: OLM v0 unpacks a bundle that names one with a Job running opm (an image the
+	# local cluster does not have), and installs one without from its olm.bundle.object properties.
 	for b in "$(DIR)"/bundles/v*; do v=$$(basename "$$b"); \
-		"$(OPM)" render "$$b" --alpha-image-ref-template "$(OLM_LOCAL_PREFIX)$(notdir $(IMAGE_TAG_BASE))-bundle:$$v" -o yaml \
-			> "$(DIR)/catalog/$(OLM_PACKAGE)/bundle-$$v.yaml"; done
+		"$(OPM)" render "$$b" -o yaml > "$(DIR)/catalog/$(OLM_PACKAGE)/bundle-$$v.yaml"; done
 	cp "$(OLM_CATALOG_DIR)/package.yaml" "$(OLM_CATALOG_DIR)/channels.yaml" "$(DIR)/catalog/$(OLM_PACKAGE)/"
 	"$(OPM)" validate "$(DIR)/catalog"
