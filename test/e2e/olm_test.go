@@ -339,6 +339,10 @@ func approvePlanFor(ctx context.Context, ns, csv string) {
 			}
 		}
 		g.Expect(plan).NotTo(BeNil(), "an InstallPlan for %s", csv)
+		if lookups, _, _ := unstructured.NestedSlice(plan.Object, "status", "bundleLookups"); len(lookups) > 0 {
+			StopTrying("OLM unpacks " + csv + " with a Job: its catalog entry names a bundle image " +
+				"instead of carrying its objects (olm.bundle.object)").Now()
+		}
 		phase, _, _ := unstructured.NestedString(plan.Object, "status", "phase")
 		g.Expect(phase).To(Equal("RequiresApproval"))
 	}).Should(Succeed())
