@@ -194,6 +194,14 @@ var _ = Describe("Install, upgrade and uninstall through OLM", Ordered, func() {
 
 	It("uninstalls: the operator goes, the CRDs, backups and artifacts stay", func(ctx SpecContext) {
 		before := objectUIDs(ctx, Default, policy.Name)
+		By("release-finalizers.sh refuses while the operator runs")
+		out, err := command(ctx, mustEnv("RELEASE_FINALIZERS"), "--kubeconfig", env.kubeconfig)
+		Expect(err).To(HaveOccurred(), out)
+		Expect(out).To(ContainSubstring("the operator is still running"))
+		b := &backupv1alpha1.WorkspaceBackup{}
+		Expect(env.client.Get(ctx, client.ObjectKeyFromObject(&first), b)).To(Succeed())
+		Expect(b.Finalizers).To(ContainElement(backupv1alpha1.FinalizerArtifact))
+
 		Expect(env.client.Delete(ctx, newObject(subscriptionGVK, opNS, cat.pkg))).To(Succeed())
 		Expect(env.client.Delete(ctx, newObject(csvGVK, opNS, cat.newer))).To(Succeed())
 		Eventually(func() bool {
