@@ -81,3 +81,67 @@ bundle-local: opm olm-gen ## Write the local cluster's variant of every catalog 
 			> "$(DIR)/catalog/$(OLM_PACKAGE)/bundle-$$v.yaml"; done
 	cp "$(OLM_CATALOG_DIR)/package.yaml" "$(OLM_CATALOG_DIR)/channels.yaml" "$(DIR)/catalog/$(OLM_PACKAGE)/"
 	"$(OPM)" validate "$(DIR)/catalog"
+
+# The images, built without Docker by hack/image (one layer on an empty base) and pushed; plain HTTP
+# only to a loopback registry. The catalog image is what `opm generate dockerfile` describes: opm as
+# the entrypoint serving /configs from a cache built here, and grpc_health_probe, which OLM's
+# catalog pods run as their probes.
+GRPC_HEALTH_PROBE_VERSION := $(shell awk '$$1 == "github.com/grpc-ecosystem/grpc-health-probe" { print $$2 }' hack/olm/bundle/go.mod)
+GRPC_HEALTH_PROBE ?= $(LOCALBIN)/grpc_health_probe-$(GRPC_HEALTH_PROBE_VERSION)
+BUNDLE_DIR ?= bundle
+CATALOG_SRC ?= catalog
+olm-plain-http = $(if $(filter 127.0.0.1:% localhost:% [::1]:%,$(1)),--plain-http)
+
+.PHONY: grpc-health-probe
+grpc-health-probe: | $(LOCALBIN)
+	@[ -x "$(GRPC_HEALTH_PROBE)" ] || CGO_ENABLED=0 go build -C hack/olm/bundle -trimpath -o "$(GRPC_HEALTH_PROBE)" github.com/grpc-ecosystem/grpc-health-probe
+
+.PHONY: bundle-image
+bundle-image: ## Build the bundle image of BUNDLE_DIR (default bundle/) and push it to BUNDLE_IMG.
+	go run ./hack/image --dir /manifests="$(BUNDLE_DIR)/manifests" --dir /metadata="$(BUNDLE_DIR)/metadata" \
+		$$([ -d "$(BUNDLE_DIR)/tests/scorecard" ] && echo --dir /tests/scorecard="$(BUNDLE_DIR)/tests/scorecard") \
+		$$(sed -n 's/^  \([^:]*\): \(.*\)$$/--label \1=\2/p' "$(BUNDLE_DIR)/metadata/annotations.yaml") \
+		--push "$(BUNDLE_IMG)" $(call olm-plain-http,$(BUNDLE_IMG))
+
+.PHONY: catalog-image
+catalog-image: opm grpc-health-probe ## Build the catalog image of CATALOG_SRC (default catalog/) and push it to CATALOG_IMG.
+	tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	"$(OPM)" serve "$(CATALOG_SRC)" --cache-dir="$$tmp/cache" --cache-only && \
+	go run ./hack/image --file /bin/opm="$(OPM)" --file /bin/grpc_health_probe="$(GRPC_HEALTH_PROBE)" \
+		--dir /configs="$(CATALOG_SRC)" --dir /tmp/cache="$$tmp/cache" \
+		--label operators.operatorframework.io.index.configs.v1=/configs \
+		--entrypoint /bin/opm --cmd serve --cmd /configs --cmd --cache-dir=/tmp/cache \
+		--push "$(CATALOG_IMG)" $(call olm-plain-http,$(CATALOG_IMG))
+
+# Everything the local cluster installs through OLM, into the local registry and DIR: the operator
+# image of this tree (v$(VERSION)) and of PREVIOUS_COMMIT (v$(PREVIOUS_VERSION)), the local variant
+# of both bundles pinned to those images by digest (make bundle-local), their bundle images and the
+# local catalog's image. DIR/images.env lists the references.
+OLM_LOCAL_OPERATOR = $(OLM_LOCAL_PREFIX)$(notdir $(IMAGE_TAG_BASE))
+.PHONY: olm-local
+olm-local: opm olm-gen grpc-health-probe ## Build and push the local cluster's OLM images and write its bundles and catalog into DIR (DIR=...).
+	@test -n "$(DIR)" || { echo "usage: make olm-local DIR=<directory>" >&2; exit 2; }
+	@curl -fsS --max-time 3 "http://$(LOCAL_REGISTRY)/v2/" >/dev/null || { \
+		echo "no registry answers on $(LOCAL_REGISTRY): run make local-up first" >&2; exit 1; }
+	mkdir -p "$(DIR)"
+	go run ./hack/image --push "$(OLM_LOCAL_OPERATOR):v$(VERSION)" --plain-http --digest-file "$(DIR)/operator-v$(VERSION).digest"
+	tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && git archive "$(PREVIOUS_COMMIT)" | tar -x -C "$$tmp" && \
+	(cd "$$tmp" && go run ./hack/image --push "$(OLM_LOCAL_OPERATOR):v$(PREVIOUS_VERSION)" --plain-http \
+		--digest-file "$(abspath $(DIR))/operator-v$(PREVIOUS_VERSION).digest")
+	"$(MAKE)" --no-print-directory bundle-local DIR="$(DIR)" OLM_LOCAL_IMAGES="$$(for v in $(VERSION) $(PREVIOUS_VERSION); do \
+		printf -- '--image %s=%s@%s ' "$(IMAGE_TAG_BASE):v$$v" "$(OLM_LOCAL_OPERATOR)" "$$(cat "$(DIR)/operator-v$$v.digest")"; done)"
+	for b in "$(DIR)"/bundles/v*; do "$(MAKE)" --no-print-directory bundle-image BUNDLE_DIR="$$b" \
+		BUNDLE_IMG="$(OLM_LOCAL_OPERATOR)-bundle:$$(basename "$$b")"; done
+	"$(MAKE)" --no-print-directory catalog-image CATALOG_SRC="$(DIR)/catalog" CATALOG_IMG="$(OLM_LOCAL_OPERATOR)-catalog:local"
+	{ for v in $(PREVIOUS_VERSION) $(VERSION); do \
+		echo "OPERATOR_IMAGE_v$$v=$(OLM_LOCAL_OPERATOR)@$$(cat "$(DIR)/operator-v$$v.digest")"; \
+		echo "BUNDLE_IMAGE_v$$v=$(OLM_LOCAL_OPERATOR)-bundle:v$$v"; done; \
+		echo "CATALOG_IMAGE=$(OLM_LOCAL_OPERATOR)-catalog:local"; echo "CATALOG_DIR=$(abspath $(DIR))/catalog"; } > "$(DIR)/images.env"
+	cat "$(DIR)/images.env"
+	# Each pushed bundle image is what the local catalog says it is (opm pulls it back).
+	home=$$(mktemp -d) && trap 'rm -rf "$$home"' EXIT && mkdir -p "$$home/.config/containers" && \
+	echo '{"default":[{"type":"insecureAcceptAnything"}]}' > "$$home/.config/containers/policy.json" && \
+	for v in $(PREVIOUS_VERSION) $(VERSION); do \
+		HOME="$$home" "$(OPM)" render "$(OLM_LOCAL_OPERATOR)-bundle:v$$v" --use-http -o yaml | \
+			cmp -s - "$(DIR)/catalog/$(OLM_PACKAGE)/bundle-v$$v.yaml" || \
+			{ echo "the bundle image v$$v differs from $(DIR)/catalog" >&2; exit 1; }; done

@@ -111,11 +111,15 @@ func localBundleFiles(b catalogBundle, o localOptions, meta bundleOptions) (map[
 		gv := strings.ReplaceAll(obj.GetAPIVersion(), "/", "_")
 		files[fmt.Sprintf("manifests/%s_%s_%s.yaml", obj.GetName(), gv, strings.ToLower(obj.GetKind()))] = data
 	}
-	ann, err := yaml.Marshal(map[string]any{"annotations": annotations(meta)})
+	// The local bundles carry no scorecard tests: nothing runs them on the local cluster.
+	ann := annotations(meta)
+	delete(ann, "operators.operatorframework.io.test.mediatype.v1")
+	delete(ann, "operators.operatorframework.io.test.config.v1")
+	annYAML, err := yaml.Marshal(map[string]any{"annotations": ann})
 	if err != nil {
 		return nil, err
 	}
-	files["metadata/annotations.yaml"] = ann
+	files["metadata/annotations.yaml"] = annYAML
 	return files, nil
 }
 
