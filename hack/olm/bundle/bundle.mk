@@ -145,3 +145,18 @@ olm-local: opm olm-gen grpc-health-probe ## Build and push the local cluster's O
 		HOME="$$home" "$(OPM)" render "$(OLM_LOCAL_OPERATOR)-bundle:v$$v" --use-http -o yaml | \
 			cmp -s - "$(DIR)/catalog/$(OLM_PACKAGE)/bundle-v$$v.yaml" || \
 			{ echo "the bundle image v$$v differs from $(DIR)/catalog" >&2; exit 1; }; done
+
+# make test runs the bundle tests (the validators, opm render and validate, the local variant);
+# make verify regenerates the bundle and the catalog and fails when the committed ones differ.
+.PHONY: test-bundle
+test-bundle: opm kustomize ## Validate the committed bundle and catalog (OperatorHub's validators, opm) and the local variant.
+	cd hack/olm/bundle && go vet -tags containers_image_openpgp ./... && \
+		OPM="$(OPM)" KUSTOMIZE="$(KUSTOMIZE)" go test -count=1 -tags containers_image_openpgp ./...
+
+.PHONY: verify-bundle
+verify-bundle: catalog
+	@git diff --exit-code -- bundle bundle.Dockerfile catalog || { echo "the OLM bundle or catalog is stale: run make catalog and commit"; exit 1; }
+	@test -z "$$(git status --porcelain -- bundle bundle.Dockerfile catalog)" || { git status --porcelain -- bundle bundle.Dockerfile catalog; echo "untracked bundle or catalog files: commit them"; exit 1; }
+
+test: test-bundle
+verify: verify-bundle
