@@ -154,7 +154,8 @@ test-bundle: opm kustomize ## Validate the committed bundle and catalog (Operato
 		OPM="$(OPM)" KUSTOMIZE="$(KUSTOMIZE)" go test -count=1 -tags containers_image_openpgp ./...
 
 .PHONY: verify-bundle
-verify-bundle: catalog
+verify-bundle: catalog golangci-lint
+	cd hack/olm/bundle && "$(GOLANGCI_LINT)" run --build-tags containers_image_openpgp ./...
 	@git diff --exit-code -- bundle bundle.Dockerfile catalog || { echo "the OLM bundle or catalog is stale: run make catalog and commit"; exit 1; }
 	@test -z "$$(git status --porcelain -- bundle bundle.Dockerfile catalog)" || { git status --porcelain -- bundle bundle.Dockerfile catalog; echo "untracked bundle or catalog files: commit them"; exit 1; }
 

@@ -43,10 +43,12 @@ func runBundle(args []string) error {
 	fs.StringVar(&o.version, "version", "", "the bundle version (semver without v)")
 	fs.StringVar(&o.replaces, "replaces", "", "the version this bundle upgrades from (semver without v)")
 	fs.StringVar(&o.image, "image", "", "the operator image the bundle deploys")
-	fs.StringVar(&o.placeholder, "image-placeholder", "controller:latest", "the image name in config/ that --image replaces")
+	fs.StringVar(&o.placeholder, "image-placeholder", "controller:latest",
+		"the image name in config/ that --image replaces")
 	fs.StringVar(&o.channels, "channels", "stable", "comma-separated channels, the default first")
 	fs.StringVar(&o.icon, "icon", "", "an SVG icon file")
-	fs.StringVar(&o.scorecard, "scorecard-image", "quay.io/operator-framework/scorecard-test:v1.42.0", "the scorecard test image")
+	fs.StringVar(&o.scorecard, "scorecard-image", "quay.io/operator-framework/scorecard-test:v1.42.0",
+		"the scorecard test image")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -190,7 +192,10 @@ func dockerfile(bundleDir string, labels map[string]string) []byte {
 		fmt.Fprintf(&b, "LABEL %s=%s\n", k, labels[k])
 	}
 	dir := filepath.ToSlash(filepath.Clean(bundleDir))
-	fmt.Fprintf(&b, "\nCOPY %s/manifests /manifests/\nCOPY %s/metadata /metadata/\nCOPY %s/tests/scorecard /tests/scorecard/\n", dir, dir, dir)
+	b.WriteString("\n")
+	for _, sub := range []string{"manifests", "metadata", "tests/scorecard"} {
+		fmt.Fprintf(&b, "COPY %s/%s /%s/\n", dir, sub, sub)
+	}
 	return b.Bytes()
 }
 
@@ -207,7 +212,7 @@ func scorecardConfig(image string) map[string]any {
 	return map[string]any{
 		"apiVersion": "scorecard.operatorframework.io/v1alpha3",
 		"kind":       "Configuration",
-		"metadata":   map[string]string{"name": "config"},
+		"metadata":   map[string]string{keyName: "config"},
 		"stages": []map[string]any{{
 			"parallel": true,
 			"tests": []map[string]any{

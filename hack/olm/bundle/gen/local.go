@@ -98,7 +98,7 @@ func localBundleFiles(b catalogBundle, o localOptions, meta bundleOptions) (map[
 	files := map[string][]byte{}
 	for _, obj := range b.objects {
 		content := obj.Object
-		if obj.GetKind() == "ClusterServiceVersion" {
+		if obj.GetKind() == kindCSV {
 			var err error
 			if content, err = localizeCSV(obj.Object, o); err != nil {
 				return nil, err

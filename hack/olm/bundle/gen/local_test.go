@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"slices"
-	"sort"
 	"strings"
 	"testing"
 
@@ -88,7 +87,7 @@ func wantLocalChanges(v string) []string {
 		mgr + ".readinessProbe.httpGet.host: 127.0.0.1",
 		mgr + ".readinessProbe.httpGet.port: 18081",
 	}
-	sort.Strings(want)
+	slices.Sort(want)
 	return want
 }
 
@@ -143,7 +142,7 @@ func diffPaths(path string, a, b any) []string {
 			out = []string{changed(path, b)}
 		}
 	}
-	sort.Strings(out)
+	slices.Sort(out)
 	return out
 }
 

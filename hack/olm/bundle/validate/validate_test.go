@@ -66,7 +66,6 @@ func TestBundleValidators(t *testing.T) {
 			t.Errorf("knownWarnings lists %q, which the validators no longer report: remove it here and in docs/olm.md", w)
 		}
 	}
-	for _, r := range results { t.Logf("%s: %d errors %d warnings %v", r.Name, len(r.Errors), len(r.Warnings), r.Warnings) }
 	checkValidatorsRan(t, results)
 }
 
@@ -145,4 +144,3 @@ func imageOf(t *testing.T, rendered []byte) string {
 	t.Fatal("no image: in the rendered bundle")
 	return ""
 }
-
