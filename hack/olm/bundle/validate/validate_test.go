@@ -18,6 +18,7 @@ import (
 	"github.com/operator-framework/api/pkg/validation/errors"
 	"github.com/operator-framework/operator-registry/pkg/lib/bundle"
 	"github.com/sirupsen/logrus"
+	corev1 "k8s.io/api/core/v1"
 )
 
 const (
@@ -143,4 +144,63 @@ func imageOf(t *testing.T, rendered []byte) string {
 	}
 	t.Fatal("no image: in the rendered bundle")
 	return ""
+}
+
+// What the validators do not check but users of the CSV rely on: the manager pod meets the
+// restricted Pod Security Standard and has resource requests, relatedImages lists every image the
+// Deployment uses (mirroring for disconnected clusters), alm-examples offers every kind, and the
+// operator installs cluster-wide only.
+func TestCSVPromises(t *testing.T) {
+	b, err := manifests.GetBundleFromDir(bundleDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	csv := b.CSV
+	related := map[string]bool{}
+	for _, r := range csv.Spec.RelatedImages {
+		related[r.Image] = true
+	}
+	for _, d := range csv.Spec.InstallStrategy.StrategySpec.DeploymentSpecs {
+		pod := d.Spec.Template.Spec
+		if sc := pod.SecurityContext; sc == nil || sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot ||
+			sc.SeccompProfile == nil || sc.SeccompProfile.Type != "RuntimeDefault" {
+			t.Errorf("%s: the pod must run as non-root with the RuntimeDefault seccomp profile", d.Name)
+		}
+		if pod.HostNetwork {
+			t.Errorf("%s: hostNetwork belongs only to the local variant", d.Name)
+		}
+		for _, c := range pod.Containers {
+			sc := c.SecurityContext
+			if sc == nil || sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation ||
+				sc.Capabilities == nil || !slices.Equal(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) ||
+				sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem {
+				t.Errorf("%s/%s: no privilege escalation, all capabilities dropped, read-only root", d.Name, c.Name)
+			}
+			if c.Resources.Requests.Cpu().IsZero() || c.Resources.Requests.Memory().IsZero() {
+				t.Errorf("%s/%s: no CPU or memory request", d.Name, c.Name)
+			}
+			images := []string{c.Image}
+			for _, e := range c.Env {
+				if strings.HasSuffix(e.Name, "_IMAGE") {
+					images = append(images, e.Value)
+				}
+			}
+			for _, image := range images {
+				if !related[image] {
+					t.Errorf("%s/%s uses %s, which relatedImages does not list", d.Name, c.Name, image)
+				}
+			}
+		}
+	}
+	examples := csv.Annotations["alm-examples"]
+	for _, crd := range csv.Spec.CustomResourceDefinitions.Owned {
+		if !strings.Contains(examples, `"kind": "`+crd.Kind+`"`) {
+			t.Errorf("alm-examples has no %s", crd.Kind)
+		}
+	}
+	for _, m := range csv.Spec.InstallModes {
+		if m.Supported != (m.Type == "AllNamespaces") {
+			t.Errorf("install mode %s supported=%v: the operator watches all namespaces", m.Type, m.Supported)
+		}
+	}
 }
