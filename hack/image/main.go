@@ -21,6 +21,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -151,9 +152,7 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
-	for dst, src := range o.files {
-		files[dst] = src
-	}
+	maps.Copy(files, o.files)
 	img, err := assemble(files, o)
 	if err != nil {
 		return err
@@ -264,12 +263,12 @@ func tarOf(files, dirs map[string]string) ([]byte, error) {
 			if err != nil {
 				return err
 			}
-			name := strings.TrimPrefix(filepath.ToSlash(filepath.Join(dst, rel)), "/")
+			path := strings.TrimPrefix(filepath.ToSlash(filepath.Join(dst, rel)), "/")
 			switch {
 			case d.IsDir():
-				entries[name] = tarEntry{dir: true, mode: 0o755}
+				entries[path] = tarEntry{dir: true, mode: 0o755}
 			case d.Type().IsRegular():
-				entries[name] = tarEntry{src: p, mode: 0o644}
+				entries[path] = tarEntry{src: p, mode: 0o644}
 			default:
 				return fmt.Errorf("%s: only directories and regular files go into the image", p)
 			}
@@ -281,8 +280,8 @@ func tarOf(files, dirs map[string]string) ([]byte, error) {
 	}
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
-	for _, name := range sortedKeys(entries) {
-		if err := entries[name].write(tw, name); err != nil {
+	for _, path := range sortedKeys(entries) {
+		if err := entries[path].write(tw, path); err != nil {
 			return nil, err
 		}
 	}
@@ -298,10 +297,10 @@ type tarEntry struct {
 	mode int64
 }
 
-func (e tarEntry) write(tw *tar.Writer, name string) error {
-	hdr := &tar.Header{Name: name, Mode: e.mode, ModTime: time.Unix(0, 0), Format: tar.FormatPAX}
+func (e tarEntry) write(tw *tar.Writer, path string) error {
+	hdr := &tar.Header{Name: path, Mode: e.mode, ModTime: time.Unix(0, 0), Format: tar.FormatPAX}
 	if e.dir {
-		hdr.Typeflag, hdr.Name = tar.TypeDir, name+"/"
+		hdr.Typeflag, hdr.Name = tar.TypeDir, path+"/"
 		return tw.WriteHeader(hdr)
 	}
 	data, err := os.ReadFile(e.src)
