@@ -138,11 +138,16 @@ func buildCSV(p bundleParts, o bundleOptions, icon []byte) (map[string]any, erro
 	}
 	csv.Spec.RelatedImages = related
 
-	out, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&csv)
+	return csvObject(&csv)
+}
+
+// csvObject is the CSV as a bundle file holds it: no status, and no creation times, which the
+// converter adds and which would make the output differ run to run.
+func csvObject(csv *operatorsv1alpha1.ClusterServiceVersion) (map[string]any, error) {
+	out, err := runtime.DefaultUnstructuredConverter.ToUnstructured(csv)
 	if err != nil {
 		return nil, err
 	}
-	// A bundle carries no status, and the creation time would make the output differ run to run.
 	delete(out, "status")
 	unstructured.RemoveNestedField(out, "metadata", "creationTimestamp")
 	deployments, _, _ := unstructured.NestedSlice(out, "spec", "install", "spec", "deployments")
@@ -151,10 +156,7 @@ func buildCSV(p bundleParts, o bundleOptions, icon []byte) (map[string]any, erro
 			unstructured.RemoveNestedField(m, "spec", "template", "metadata", "creationTimestamp")
 		}
 	}
-	if err := unstructured.SetNestedSlice(out, deployments, "spec", "install", "spec", "deployments"); err != nil {
-		return nil, err
-	}
-	return out, nil
+	return out, unstructured.SetNestedSlice(out, deployments, "spec", "install", "spec", "deployments")
 }
 
 // checkOwnedCRDs makes sure the base describes every CRD the bundle carries, and nothing else:

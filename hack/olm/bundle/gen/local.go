@@ -10,7 +10,6 @@ import (
 	operatorsv1alpha1 "github.com/operator-framework/api/pkg/operators/v1alpha1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/yaml"
@@ -149,22 +148,7 @@ func localizeCSV(in map[string]any, o localOptions) (map[string]any, error) {
 		}
 		csv.Annotations["containerImage"] = local
 	}
-	out, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&csv)
-	if err != nil {
-		return nil, err
-	}
-	// Keep the input's shape: no status, no creation times the converter adds.
-	if _, had := in["status"]; !had {
-		delete(out, "status")
-	}
-	unstructured.RemoveNestedField(out, "metadata", "creationTimestamp")
-	deployments, _, _ := unstructured.NestedSlice(out, "spec", "install", "spec", "deployments")
-	for _, d := range deployments {
-		if m, ok := d.(map[string]any); ok {
-			unstructured.RemoveNestedField(m, "spec", "template", "metadata", "creationTimestamp")
-		}
-	}
-	return out, unstructured.SetNestedSlice(out, deployments, "spec", "install", "spec", "deployments")
+	return csvObject(&csv)
 }
 
 // localizeDeployment is config/local's manager_local_patch.yaml and its JSON patch, in Go.
