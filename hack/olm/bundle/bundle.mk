@@ -24,6 +24,8 @@ BUNDLE_OPERATOR_IMG = $(if $(filter command line,$(origin IMG)),$(IMG),$(IMAGE_T
 BUNDLE_IMG ?= $(IMAGE_TAG_BASE)-bundle:v$(VERSION)
 CATALOG_IMG ?= $(IMAGE_TAG_BASE)-catalog:latest
 OLM_CATALOG_DIR := catalog/$(OLM_PACKAGE)
+# The CSV's minKubeVersion: the minor of hack/k8s/go.mod's Kubernetes, the one the project tests.
+OLM_MIN_KUBE_VERSION = $(word 1,$(subst ., ,$(K8S_VERSION))).$(word 2,$(subst ., ,$(K8S_VERSION))).0
 
 ##@ OLM bundle and catalog
 
@@ -40,7 +42,7 @@ olm-gen: | $(LOCALBIN)
 bundle: manifests kustomize olm-gen ## Write the OLM bundle (bundle/, bundle.Dockerfile) from config/manifests; IMG=<ref>@sha256:... pins the image.
 	"$(KUSTOMIZE)" build config/manifests | "$(OLM_GEN)" bundle --out bundle --dockerfile bundle.Dockerfile \
 		--package $(OLM_PACKAGE) --channels $(OLM_CHANNEL) --version $(VERSION) --replaces $(PREVIOUS_VERSION) \
-		--image "$(BUNDLE_OPERATOR_IMG)" --icon config/manifests/icon.svg
+		--image "$(BUNDLE_OPERATOR_IMG)" --icon config/manifests/icon.svg --min-kube-version $(OLM_MIN_KUBE_VERSION)
 
 .PHONY: catalog
 catalog: bundle opm olm-gen ## Render the bundle into the file-based catalog (catalog/) beside the released ones, and validate it.
@@ -57,7 +59,8 @@ catalog-previous: kustomize opm olm-gen ## Render the bundle of PREVIOUS_VERSION
 	rm -rf "$$tmp/config/manifests" && cp -r config/manifests "$$tmp/config/manifests" && \
 	"$(KUSTOMIZE)" build "$$tmp/config/manifests" | "$(OLM_GEN)" bundle --out "$$tmp/bundle" --dockerfile "$$tmp/bundle.Dockerfile" \
 		--package $(OLM_PACKAGE) --channels $(OLM_CHANNEL) --version $(PREVIOUS_VERSION) \
-		--image "$(IMAGE_TAG_BASE):v$(PREVIOUS_VERSION)" --icon config/manifests/icon.svg && \
+		--image "$(IMAGE_TAG_BASE):v$(PREVIOUS_VERSION)" --icon config/manifests/icon.svg \
+		--min-kube-version $(OLM_MIN_KUBE_VERSION) && \
 	mkdir -p "$(OLM_CATALOG_DIR)" && \
 	"$(OPM)" render "$$tmp/bundle" --alpha-image-ref-template "$(IMAGE_TAG_BASE)-bundle:v$(PREVIOUS_VERSION)" -o yaml \
 		> "$(OLM_CATALOG_DIR)/bundle-v$(PREVIOUS_VERSION).yaml"

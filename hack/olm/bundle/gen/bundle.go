@@ -32,6 +32,7 @@ type bundleOptions struct {
 	channels    string // comma-separated channels; the first is the default
 	icon        string // an SVG file, embedded as the CSV icon
 	scorecard   string // the scorecard test image
+	minKube     string // the oldest Kubernetes the bundle installs on, major.minor.patch
 }
 
 func runBundle(args []string) error {
@@ -48,13 +49,14 @@ func runBundle(args []string) error {
 		"the image name in config/ that --image replaces")
 	fs.StringVar(&o.channels, "channels", "stable", "comma-separated channels, the default first")
 	fs.StringVar(&o.icon, "icon", "", "an SVG icon file")
+	fs.StringVar(&o.minKube, "min-kube-version", "", "the oldest Kubernetes version the bundle installs on (x.y.z)")
 	fs.StringVar(&o.scorecard, "scorecard-image", "quay.io/operator-framework/scorecard-test:v1.42.0",
 		"the scorecard test image")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if o.version == "" || o.image == "" || o.icon == "" {
-		return errors.New("--version, --image and --icon are required")
+	if o.version == "" || o.image == "" || o.icon == "" || o.minKube == "" {
+		return errors.New("--version, --image, --icon and --min-kube-version are required")
 	}
 	var in io.Reader = os.Stdin
 	if o.in != "-" {
@@ -111,6 +113,9 @@ func buildBundle(objs []*unstructured.Unstructured, o bundleOptions, icon []byte
 		if _, err := semver.Parse(o.replaces); err != nil {
 			return nil, fmt.Errorf("--replaces %q: %w", o.replaces, err)
 		}
+	}
+	if _, err := semver.Parse(o.minKube); err != nil {
+		return nil, fmt.Errorf("--min-kube-version %q: %w", o.minKube, err)
 	}
 	parts, err := sortObjects(objs)
 	if err != nil {

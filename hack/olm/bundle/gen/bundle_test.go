@@ -132,7 +132,7 @@ spec: {}
 
 var testOptions = bundleOptions{
 	pkg: "x", version: "1.2.3", replaces: "1.2.2", image: "registry.example/x@sha256:abc",
-	placeholder: "controller:latest", channels: "stable", scorecard: "scorecard:v1",
+	placeholder: "controller:latest", channels: "stable", scorecard: "scorecard:v1", minKube: "1.2.0",
 }
 
 func generate(t *testing.T, in string, o bundleOptions) (map[string][]byte, error) {
@@ -190,6 +190,7 @@ func TestCSVContent(t *testing.T) {
 		{str("metadata", "namespace"), ""},
 		{str("spec", "version"), "1.2.3"},
 		{str("spec", "replaces"), "x.v1.2.2"},
+		{str("spec", "minKubeVersion"), "1.2.0"},
 		{str("metadata", "annotations", "containerImage"), testOptions.image},
 		{str("spec", "install", "strategy"), "deployment"},
 	} {
@@ -234,6 +235,7 @@ func TestBundleRefuses(t *testing.T) {
 	}{
 		{"bad version", input, with(func(o *bundleOptions) { o.version = "1.2" }), "--version"},
 		{"bad replaces", input, with(func(o *bundleOptions) { o.replaces = "x" }), "--replaces"},
+		{"bad min-kube-version", input, with(func(o *bundleOptions) { o.minKube = "1.2" }), "--min-kube-version"},
 		{"no CSV base", replace("kind: ClusterServiceVersion", "kind: Other"), testOptions, "no ClusterServiceVersion base"},
 		{"CRD not described", replace("      kind: Thing\n      displayName", "      kind: Other\n      displayName"),
 			testOptions, "describes things.example.io as Other"},

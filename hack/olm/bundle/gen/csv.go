@@ -109,6 +109,7 @@ func buildCSV(p bundleParts, o bundleOptions, icon []byte) (map[string]any, erro
 	csv.Namespace = ""
 	csv.Spec.Version = version.OperatorVersion{Version: semver.MustParse(o.version)}
 	csv.Spec.Replaces = ""
+	csv.Spec.MinKubeVersion = o.minKube
 	if o.replaces != "" {
 		csv.Spec.Replaces = o.pkg + ".v" + o.replaces
 	}

@@ -26,9 +26,6 @@ const (
 	bundleDir  = root + "/bundle"
 	catalogDir = root + "/catalog"
 	pkgDir     = catalogDir + "/devworkspace-backup-operator"
-	// k8sVersion is the Kubernetes the project builds against (hack/k8s/go.mod): no API the
-	// bundle uses may be deprecated or removed there.
-	k8sVersion = "1.37"
 )
 
 // knownWarnings are the warnings left on purpose, each explained in docs/olm.md ("Validator
@@ -47,7 +44,14 @@ func TestBundleValidators(t *testing.T) {
 		validation.GoodPracticesValidator,
 		validation.AlphaDeprecatedAPIsValidator,
 	)
-	results := validators.Validate(b, map[string]string{"k8s-version": k8sVersion})
+	// No API the bundle uses may be deprecated or removed in the Kubernetes it installs on (its
+	// minKubeVersion is hack/k8s/go.mod's, the one the project builds and tests against).
+	parts := strings.Split(b.CSV.Spec.MinKubeVersion, ".")
+	if len(parts) != 3 {
+		t.Fatalf("minKubeVersion %q, want x.y.z", b.CSV.Spec.MinKubeVersion)
+	}
+	minor := parts[0] + "." + parts[1]
+	results := validators.Validate(b, map[string]string{"k8s-version": minor})
 	var warnings []string
 	for _, r := range results {
 		for _, e := range r.Errors {
