@@ -80,6 +80,7 @@ type options struct {
 	dirs       pairs // /DIR/IN/IMAGE -> a local directory, added recursively
 	labels     pairs
 	cmd        list
+	writable   list // directories in the image any user may write below (opm's cache and its lock)
 	entrypoint string
 	user       string
 	goarch     string
@@ -98,6 +99,7 @@ func main() {
 	flag.Var(o.dirs, "dir", "/DIR=local-directory to add with everything below it (repeatable)")
 	flag.Var(o.labels, "label", "KEY=VALUE image label (repeatable)")
 	flag.Var(&o.cmd, "cmd", "an argument of the image's command, after the entrypoint (repeatable, in order)")
+	flag.Var(&o.writable, "writable", "/DIR of a --dir that any user may write into: modes 0777 and 0666 (repeatable)")
 	flag.StringVar(&o.entrypoint, "entrypoint", "", "the image entrypoint (default: /manager, or the only binary)")
 	flag.StringVar(&o.user, "user", "65532:65532", "the numeric UID:GID the image runs as")
 	flag.StringVar(&o.goarch, "goarch", runtime.GOARCH, "the target architecture (GOOS is always linux)")
@@ -210,7 +212,7 @@ func buildAll(ctx context.Context, o options, dir string) (map[string]string, er
 
 // assemble puts the files into one layer on an empty base, like the Dockerfile's FROM scratch.
 func assemble(files map[string]string, o options) (v1.Image, error) {
-	layerTar, err := tarOf(files, o.dirs)
+	layerTar, err := tarOf(files, o.dirs, o.writable...)
 	if err != nil {
 		return nil, err
 	}
@@ -248,8 +250,9 @@ func assemble(files map[string]string, o options) (v1.Image, error) {
 }
 
 // tarOf writes a deterministic tar: sorted entries, root-owned, fixed times; programs mode 0755,
-// the files of the directories 0644 below directories 0755.
-func tarOf(files, dirs map[string]string) ([]byte, error) {
+// the files of the directories 0644 below directories 0755, or 0666 and 0777 at or below a writable
+// directory (the image may run as any user, as OpenShift does).
+func tarOf(files, dirs map[string]string, writable ...string) ([]byte, error) {
 	entries := map[string]tarEntry{}
 	for dst, src := range files {
 		entries[strings.TrimPrefix(dst, "/")] = tarEntry{src: src, mode: 0o755}
@@ -264,9 +267,17 @@ func tarOf(files, dirs map[string]string) ([]byte, error) {
 				return err
 			}
 			path := strings.TrimPrefix(filepath.ToSlash(filepath.Join(dst, rel)), "/")
+			open := slices.ContainsFunc(writable, func(w string) bool {
+				w = strings.Trim(w, "/")
+				return path == w || strings.HasPrefix(path, w+"/")
+			})
 			switch {
+			case d.IsDir() && open:
+				entries[path] = tarEntry{dir: true, mode: 0o777}
 			case d.IsDir():
 				entries[path] = tarEntry{dir: true, mode: 0o755}
+			case d.Type().IsRegular() && open:
+				entries[path] = tarEntry{src: p, mode: 0o666}
 			case d.Type().IsRegular():
 				entries[path] = tarEntry{src: p, mode: 0o644}
 			default:

@@ -10,7 +10,8 @@ import (
 )
 
 // The layer of an image made of a program and a directory (the OLM catalog image): every file and
-// directory below --dir, programs 0755 and data 0644, in a fixed order, the same bytes every time.
+// directory below --dir, programs 0755 and data 0644 (0666 and 0777 below a writable directory,
+// opm's cache), in a fixed order, the same bytes every time.
 func TestTarOfFilesAndDirs(t *testing.T) {
 	src := t.TempDir()
 	for name, data := range map[string]string{"pkg/b.yaml": "b", "pkg/a.yaml": "a", "top.json": "{}"} {
@@ -26,7 +27,7 @@ func TestTarOfFilesAndDirs(t *testing.T) {
 	if err := os.WriteFile(prog, []byte("ELF"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	layer, err := tarOf(map[string]string{"/bin/opm": prog}, map[string]string{"/configs": src})
+	layer, err := tarOf(map[string]string{"/bin/opm": prog}, map[string]string{"/configs": src}, "/configs/pkg")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,9 +55,9 @@ func TestTarOfFilesAndDirs(t *testing.T) {
 	want := []entry{
 		{"bin/opm", 0o755, "ELF"},
 		{"configs/", 0o755, ""},
-		{"configs/pkg/", 0o755, ""},
-		{"configs/pkg/a.yaml", 0o644, "a"},
-		{"configs/pkg/b.yaml", 0o644, "b"},
+		{"configs/pkg/", 0o777, ""},
+		{"configs/pkg/a.yaml", 0o666, "a"},
+		{"configs/pkg/b.yaml", 0o666, "b"},
 		{"configs/top.json", 0o644, "{}"},
 	}
 	if len(got) != len(want) {
@@ -67,7 +68,7 @@ func TestTarOfFilesAndDirs(t *testing.T) {
 			t.Errorf("entry %d = %+v, want %+v", i, got[i], want[i])
 		}
 	}
-	again, err := tarOf(map[string]string{"/bin/opm": prog}, map[string]string{"/configs": src})
+	again, err := tarOf(map[string]string{"/bin/opm": prog}, map[string]string{"/configs": src}, "/configs/pkg")
 	if err != nil || !bytes.Equal(layer, again) {
 		t.Errorf("a second layer of the same input differs (err %v)", err)
 	}

@@ -112,7 +112,7 @@ catalog-image: opm grpc-health-probe ## Build the catalog image of CATALOG_SRC (
 	tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
 	"$(OPM)" serve "$(CATALOG_SRC)" --cache-dir="$$tmp/cache" --cache-only && \
 	go run ./hack/image --file /bin/opm="$(OPM)" --file /bin/grpc_health_probe="$(GRPC_HEALTH_PROBE)" \
-		--dir /configs="$(CATALOG_SRC)" --dir /tmp/cache="$$tmp/cache" \
+		--dir /configs="$(CATALOG_SRC)" --dir /tmp/cache="$$tmp/cache" --writable /tmp/cache \
 		--label operators.operatorframework.io.index.configs.v1=/configs \
 		--entrypoint /bin/opm --cmd serve --cmd /configs --cmd --cache-dir=/tmp/cache \
 		--push "$(CATALOG_IMG)" $(call olm-plain-http,$(CATALOG_IMG))
