@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -31,6 +32,7 @@ type bundleOptions struct {
 	channels    string // comma-separated channels; the first is the default
 	icon        string // an SVG file, embedded as the CSV icon
 	scorecard   string // the scorecard test image
+	minKube     string // the oldest Kubernetes the bundle installs on, major.minor.patch
 }
 
 func runBundle(args []string) error {
@@ -43,15 +45,18 @@ func runBundle(args []string) error {
 	fs.StringVar(&o.version, "version", "", "the bundle version (semver without v)")
 	fs.StringVar(&o.replaces, "replaces", "", "the version this bundle upgrades from (semver without v)")
 	fs.StringVar(&o.image, "image", "", "the operator image the bundle deploys")
-	fs.StringVar(&o.placeholder, "image-placeholder", "controller:latest", "the image name in config/ that --image replaces")
+	fs.StringVar(&o.placeholder, "image-placeholder", "controller:latest",
+		"the image name in config/ that --image replaces")
 	fs.StringVar(&o.channels, "channels", "stable", "comma-separated channels, the default first")
 	fs.StringVar(&o.icon, "icon", "", "an SVG icon file")
-	fs.StringVar(&o.scorecard, "scorecard-image", "quay.io/operator-framework/scorecard-test:v1.42.0", "the scorecard test image")
+	fs.StringVar(&o.minKube, "min-kube-version", "", "the oldest Kubernetes version the bundle installs on (x.y.z)")
+	fs.StringVar(&o.scorecard, "scorecard-image", "quay.io/operator-framework/scorecard-test:v1.42.0",
+		"the scorecard test image")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if o.version == "" || o.image == "" || o.icon == "" {
-		return errors.New("--version, --image and --icon are required")
+	if o.version == "" || o.image == "" || o.icon == "" || o.minKube == "" {
+		return errors.New("--version, --image, --icon and --min-kube-version are required")
 	}
 	var in io.Reader = os.Stdin
 	if o.in != "-" {
@@ -108,6 +113,9 @@ func buildBundle(objs []*unstructured.Unstructured, o bundleOptions, icon []byte
 		if _, err := semver.Parse(o.replaces); err != nil {
 			return nil, fmt.Errorf("--replaces %q: %w", o.replaces, err)
 		}
+	}
+	if _, err := semver.Parse(o.minKube); err != nil {
+		return nil, fmt.Errorf("--min-kube-version %q: %w", o.minKube, err)
 	}
 	parts, err := sortObjects(objs)
 	if err != nil {
@@ -190,7 +198,10 @@ func dockerfile(bundleDir string, labels map[string]string) []byte {
 		fmt.Fprintf(&b, "LABEL %s=%s\n", k, labels[k])
 	}
 	dir := filepath.ToSlash(filepath.Clean(bundleDir))
-	fmt.Fprintf(&b, "\nCOPY %s/manifests /manifests/\nCOPY %s/metadata /metadata/\nCOPY %s/tests/scorecard /tests/scorecard/\n", dir, dir, dir)
+	b.WriteString("\n")
+	for _, sub := range []string{"manifests", "metadata", "tests/scorecard"} {
+		fmt.Fprintf(&b, "COPY %s/%s /%s/\n", dir, sub, sub)
+	}
 	return b.Bytes()
 }
 
@@ -207,7 +218,7 @@ func scorecardConfig(image string) map[string]any {
 	return map[string]any{
 		"apiVersion": "scorecard.operatorframework.io/v1alpha3",
 		"kind":       "Configuration",
-		"metadata":   map[string]string{"name": "config"},
+		"metadata":   map[string]string{keyName: "config"},
 		"stages": []map[string]any{{
 			"parallel": true,
 			"tests": []map[string]any{
@@ -239,14 +250,7 @@ func writeDir(dir string, files map[string][]byte) error {
 	return nil
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
-}
+func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }
 
 // svgDataIcon is the CSV icon: base64 data and its media type.
 func svgDataIcon(svg []byte) (string, string) {

@@ -108,7 +108,7 @@ func loadBundle(path string) (catalogBundle, error) {
 			if err != nil {
 				return b, err
 			}
-			if obj.GetKind() == "ClusterServiceVersion" {
+			if obj.GetKind() == kindCSV {
 				b.replaces, _, _ = unstructured.NestedString(obj.Object, "spec", "replaces")
 			}
 			b.objects = append(b.objects, obj)
@@ -145,7 +145,7 @@ func packageFiles(pkg, channel string, svg []byte, bundles []catalogBundle) (map
 	data, mediatype := svgDataIcon(svg)
 	entries := []map[string]any{}
 	for i, b := range bundles {
-		entry := map[string]any{"name": b.name}
+		entry := map[string]any{keyName: b.name}
 		want := ""
 		if i > 0 {
 			want = bundles[i-1].name

@@ -7,13 +7,20 @@ import (
 	"strings"
 
 	"github.com/blang/semver/v4"
-	operatorsv1alpha1 "github.com/operator-framework/api/pkg/operators/v1alpha1"
 	"github.com/operator-framework/api/pkg/lib/version"
+	operatorsv1alpha1 "github.com/operator-framework/api/pkg/operators/v1alpha1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+)
+
+// Keys and kinds the generator looks for.
+const (
+	keyName = "name"
+	kindCSV = "ClusterServiceVersion"
+	kindCRB = "ClusterRoleBinding"
 )
 
 // bundleParts is the kustomize output sorted by what the bundle does with each object.
@@ -36,7 +43,7 @@ func sortObjects(objs []*unstructured.Unstructured) (bundleParts, error) {
 	var crs []*unstructured.Unstructured
 	for _, u := range objs {
 		switch u.GetKind() {
-		case "ClusterServiceVersion":
+		case kindCSV:
 			if p.base != nil {
 				return p, fmt.Errorf("two ClusterServiceVersions: %s and %s", p.base.GetName(), u.GetName())
 			}
@@ -49,7 +56,7 @@ func sortObjects(objs []*unstructured.Unstructured) (bundleParts, error) {
 			p.accounts[u.GetName()] = true
 		case "Role", "ClusterRole":
 			p.roles[roleKey(u.GetKind(), u.GetName())] = u
-		case "RoleBinding", "ClusterRoleBinding":
+		case "RoleBinding", kindCRB:
 			p.bindings = append(p.bindings, u)
 		case "Namespace":
 			// OLM installs into the namespace of the OperatorGroup.
@@ -102,6 +109,7 @@ func buildCSV(p bundleParts, o bundleOptions, icon []byte) (map[string]any, erro
 	csv.Namespace = ""
 	csv.Spec.Version = version.OperatorVersion{Version: semver.MustParse(o.version)}
 	csv.Spec.Replaces = ""
+	csv.Spec.MinKubeVersion = o.minKube
 	if o.replaces != "" {
 		csv.Spec.Replaces = o.pkg + ".v" + o.replaces
 	}
@@ -131,11 +139,16 @@ func buildCSV(p bundleParts, o bundleOptions, icon []byte) (map[string]any, erro
 	}
 	csv.Spec.RelatedImages = related
 
-	out, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&csv)
+	return csvObject(&csv)
+}
+
+// csvObject is the CSV as a bundle file holds it: no status, and no creation times, which the
+// converter adds and which would make the output differ run to run.
+func csvObject(csv *operatorsv1alpha1.ClusterServiceVersion) (map[string]any, error) {
+	out, err := runtime.DefaultUnstructuredConverter.ToUnstructured(csv)
 	if err != nil {
 		return nil, err
 	}
-	// A bundle carries no status, and the creation time would make the output differ run to run.
 	delete(out, "status")
 	unstructured.RemoveNestedField(out, "metadata", "creationTimestamp")
 	deployments, _, _ := unstructured.NestedSlice(out, "spec", "install", "spec", "deployments")
@@ -144,10 +157,7 @@ func buildCSV(p bundleParts, o bundleOptions, icon []byte) (map[string]any, erro
 			unstructured.RemoveNestedField(m, "spec", "template", "metadata", "creationTimestamp")
 		}
 	}
-	if err := unstructured.SetNestedSlice(out, deployments, "spec", "install", "spec", "deployments"); err != nil {
-		return nil, err
-	}
-	return out, nil
+	return out, unstructured.SetNestedSlice(out, deployments, "spec", "install", "spec", "deployments")
 }
 
 // checkOwnedCRDs makes sure the base describes every CRD the bundle carries, and nothing else:
@@ -199,17 +209,19 @@ func almExamples(samples []*unstructured.Unstructured) (string, error) {
 
 // installStrategy turns the Deployments and the service accounts' bindings into the CSV's install
 // strategy, and lists every image the Deployments use.
-func installStrategy(p bundleParts, o bundleOptions) (operatorsv1alpha1.StrategyDetailsDeployment, []operatorsv1alpha1.RelatedImage, error) {
+func installStrategy(p bundleParts, o bundleOptions) (
+	operatorsv1alpha1.StrategyDetailsDeployment, []operatorsv1alpha1.RelatedImage, error,
+) {
 	var s operatorsv1alpha1.StrategyDetailsDeployment
 	var related []operatorsv1alpha1.RelatedImage
 	for _, u := range p.deployments {
 		var d appsv1.Deployment
 		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &d); err != nil {
-			return s, nil, fmt.Errorf("Deployment %s: %w", u.GetName(), err)
+			return s, nil, fmt.Errorf("deployment %s: %w", u.GetName(), err)
 		}
 		images, err := setImage(&d.Spec.Template.Spec, o.placeholder, o.image)
 		if err != nil {
-			return s, nil, fmt.Errorf("Deployment %s: %w", d.Name, err)
+			return s, nil, fmt.Errorf("deployment %s: %w", d.Name, err)
 		}
 		related = append(related, images...)
 		s.DeploymentSpecs = append(s.DeploymentSpecs, operatorsv1alpha1.StrategyDeploymentSpec{
@@ -225,7 +237,8 @@ func installStrategy(p bundleParts, o bundleOptions) (operatorsv1alpha1.Strategy
 		}
 		role, ok := p.roles[roleKey(rb.RoleRef.Kind, rb.RoleRef.Name)]
 		if !ok {
-			return s, nil, fmt.Errorf("%s %s binds %s %s, which is not in the input", b.GetKind(), b.GetName(), rb.RoleRef.Kind, rb.RoleRef.Name)
+			return s, nil, fmt.Errorf("%s %s binds %s %s, which is not in the input",
+				b.GetKind(), b.GetName(), rb.RoleRef.Kind, rb.RoleRef.Name)
 		}
 		var r rbacv1.ClusterRole // a Role has the same rules
 		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(role.Object, &r); err != nil {
@@ -233,9 +246,10 @@ func installStrategy(p bundleParts, o bundleOptions) (operatorsv1alpha1.Strategy
 		}
 		for _, subject := range rb.Subjects {
 			if subject.Kind != rbacv1.ServiceAccountKind || !p.accounts[subject.Name] {
-				return s, nil, fmt.Errorf("%s %s binds %s %s: the bundle can only grant its own service accounts", b.GetKind(), b.GetName(), subject.Kind, subject.Name)
+				return s, nil, fmt.Errorf("%s %s binds %s %s: the bundle can only grant its own service accounts",
+					b.GetKind(), b.GetName(), subject.Kind, subject.Name)
 			}
-			if b.GetKind() == "ClusterRoleBinding" {
+			if b.GetKind() == kindCRB {
 				clusterPerms[subject.Name] = append(clusterPerms[subject.Name], r.Rules...)
 			} else {
 				perms[subject.Name] = append(perms[subject.Name], r.Rules...)
@@ -243,10 +257,12 @@ func installStrategy(p bundleParts, o bundleOptions) (operatorsv1alpha1.Strategy
 		}
 	}
 	for _, sa := range sortedKeys(perms) {
-		s.Permissions = append(s.Permissions, operatorsv1alpha1.StrategyDeploymentPermissions{ServiceAccountName: sa, Rules: perms[sa]})
+		s.Permissions = append(s.Permissions,
+			operatorsv1alpha1.StrategyDeploymentPermissions{ServiceAccountName: sa, Rules: perms[sa]})
 	}
 	for _, sa := range sortedKeys(clusterPerms) {
-		s.ClusterPermissions = append(s.ClusterPermissions, operatorsv1alpha1.StrategyDeploymentPermissions{ServiceAccountName: sa, Rules: clusterPerms[sa]})
+		s.ClusterPermissions = append(s.ClusterPermissions,
+			operatorsv1alpha1.StrategyDeploymentPermissions{ServiceAccountName: sa, Rules: clusterPerms[sa]})
 	}
 	return s, related, nil
 }

@@ -10,7 +10,6 @@ import (
 	operatorsv1alpha1 "github.com/operator-framework/api/pkg/operators/v1alpha1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/yaml"
@@ -98,7 +97,7 @@ func localBundleFiles(b catalogBundle, o localOptions, meta bundleOptions) (map[
 	files := map[string][]byte{}
 	for _, obj := range b.objects {
 		content := obj.Object
-		if obj.GetKind() == "ClusterServiceVersion" {
+		if obj.GetKind() == kindCSV {
 			var err error
 			if content, err = localizeCSV(obj.Object, o); err != nil {
 				return nil, err
@@ -111,11 +110,15 @@ func localBundleFiles(b catalogBundle, o localOptions, meta bundleOptions) (map[
 		gv := strings.ReplaceAll(obj.GetAPIVersion(), "/", "_")
 		files[fmt.Sprintf("manifests/%s_%s_%s.yaml", obj.GetName(), gv, strings.ToLower(obj.GetKind()))] = data
 	}
-	ann, err := yaml.Marshal(map[string]any{"annotations": annotations(meta)})
+	// The local bundles carry no scorecard tests: nothing runs them on the local cluster.
+	ann := annotations(meta)
+	delete(ann, "operators.operatorframework.io.test.mediatype.v1")
+	delete(ann, "operators.operatorframework.io.test.config.v1")
+	annYAML, err := yaml.Marshal(map[string]any{"annotations": ann})
 	if err != nil {
 		return nil, err
 	}
-	files["metadata/annotations.yaml"] = ann
+	files["metadata/annotations.yaml"] = annYAML
 	return files, nil
 }
 
@@ -145,22 +148,7 @@ func localizeCSV(in map[string]any, o localOptions) (map[string]any, error) {
 		}
 		csv.Annotations["containerImage"] = local
 	}
-	out, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&csv)
-	if err != nil {
-		return nil, err
-	}
-	// Keep the input's shape: no status, no creation times the converter adds.
-	if _, had := in["status"]; !had {
-		delete(out, "status")
-	}
-	unstructured.RemoveNestedField(out, "metadata", "creationTimestamp")
-	deployments, _, _ := unstructured.NestedSlice(out, "spec", "install", "spec", "deployments")
-	for _, d := range deployments {
-		if m, ok := d.(map[string]any); ok {
-			unstructured.RemoveNestedField(m, "spec", "template", "metadata", "creationTimestamp")
-		}
-	}
-	return out, unstructured.SetNestedSlice(out, deployments, "spec", "install", "spec", "deployments")
+	return csvObject(&csv)
 }
 
 // localizeDeployment is config/local's manager_local_patch.yaml and its JSON patch, in Go.
