@@ -17,9 +17,7 @@ olm: ## Build OLM v0's olm and catalog operators (the version of hack/olm/lifecy
 
 .PHONY: test-olm
 test-olm: olm opm oras kustomize ## Install, back up, upgrade and uninstall the operator through OLM on the local cluster; tears the cluster down after, unless KEEP_CLUSTER=1.
-	OLM_BIN="$(OLM_BIN)" OPM="$(OPM)" ORAS="$(ORAS)" KUSTOMIZE="$(KUSTOMIZE)" OLM_RELEASE="$(VERSION)" \
-		PREVIOUS_RELEASE="$(PREVIOUS_VERSION)" PREVIOUS_COMMIT="$(PREVIOUS_COMMIT)" IMAGE_TAG_BASE="$(IMAGE_TAG_BASE)" \
-		hack/olm/test-olm.sh
+	OLM_BIN="$(OLM_BIN)" OPM="$(OPM)" ORAS="$(ORAS)" KUSTOMIZE="$(KUSTOMIZE)" hack/olm/test-olm.sh
 
 .PHONY: release-finalizers
 release-finalizers: ## After uninstalling the operator: release its finalizer from every WorkspaceBackup (artifacts stay), so namespaces can be deleted.

@@ -2,7 +2,7 @@
 # make test-olm: the operator installed, upgraded and uninstalled through a real Operator Lifecycle
 # Manager on the local cluster (docs/olm-lifecycle.md). Holds the local cluster's lock
 # (/var/tmp/dwbackup-e2e.lock) for its whole use of the cluster, brings the cluster up (reusing a
-# running one), pushes the operator image, writes the local variant of the catalog, installs OLM's
+# running one), pushes the operator images and writes the local catalog (make olm-local), installs OLM's
 # CRDs, runs OLM v0's olm and catalog operators and `opm serve` as processes on this host (the
 # cluster has no pod network: OLM's own pods would be hostNetwork processes all the same), then the
 # OLM suite (test/e2e/olm_test.go, build tag olm). On exit, pass or fail: the operator is
@@ -17,11 +17,6 @@ ORAS=${ORAS:-$REPO_ROOT/bin/oras}
 OPM=${OPM:?OPM must name the opm binary (make test-olm sets it)}
 OLM_BIN=${OLM_BIN:?OLM_BIN must name the directory of olm and catalog (make test-olm sets it)}
 OLM_TIMEOUT=${OLM_TIMEOUT:-30m}
-# The releases of the catalog (hack/olm/bundle/bundle.mk: VERSION, PREVIOUS_VERSION, PREVIOUS_COMMIT,
-# IMAGE_TAG_BASE); make test-olm passes them.
-OLM_RELEASE=${OLM_RELEASE:?} PREVIOUS_RELEASE=${PREVIOUS_RELEASE:?} PREVIOUS_COMMIT=${PREVIOUS_COMMIT:?}
-IMAGE_TAG_BASE=${IMAGE_TAG_BASE:?}
-LOCAL_OPERATOR_REPO=$LOCAL_REGISTRY/dwbackup/devworkspace-backup-operator
 E2E_LOCK=${E2E_LOCK:-/var/tmp/dwbackup-e2e.lock}
 # OLM's namespace (its cleanup and global catalog namespace, as in OLM's own manifests).
 OLM_NAMESPACE=olm
@@ -147,27 +142,12 @@ install_crds() {
   kctl get namespace "$OLM_NAMESPACE" >/dev/null 2>&1 || kctl create namespace "$OLM_NAMESPACE" >/dev/null
 }
 
-# push_images: the operator image of this tree as the current release, and the previous release's
-# built from its own commit (PREVIOUS_COMMIT), into the cluster's registry without Docker.
-push_images() {
-  local tmp
-  mkdir -p "$OLM_DIR"
-  go run ./hack/image --push "$LOCAL_OPERATOR_REPO:v$OLM_RELEASE" --plain-http --digest-file "$OLM_DIR/current.digest"
-  tmp=$(mktemp -d)
-  git -C "$REPO_ROOT" archive "$PREVIOUS_COMMIT" | tar -x -C "$tmp"
-  (cd "$tmp" && go run ./hack/image --push "$LOCAL_OPERATOR_REPO:v$PREVIOUS_RELEASE" --plain-http \
-    --digest-file "$OLM_DIR/previous.digest") || { rm -rf "$tmp"; return 1; }
-  rm -rf "$tmp"
-}
-
-# local_catalog: the local variant of both bundles and their catalog (make bundle-local, docs/olm.md),
-# each bundle's images pinned by digest to the ones push_images pushed.
+# local_catalog: the operator images of both releases (this tree's and PREVIOUS_COMMIT's) in the
+# cluster's registry and the local variant of both bundles and their catalog, pinned to them by
+# digest (make olm-local, docs/olm.md).
 local_catalog() {
-  local current previous
-  current=$(tr -d '[:space:]' <"$OLM_DIR/current.digest")
-  previous=$(tr -d '[:space:]' <"$OLM_DIR/previous.digest")
-  "$MAKE" --no-print-directory bundle-local DIR="$OLM_DIR" LOCAL_APISERVER_PORT="$APISERVER_PORT" \
-    OLM_LOCAL_IMAGES="--image $IMAGE_TAG_BASE:v$OLM_RELEASE=$LOCAL_OPERATOR_REPO@$current --image $IMAGE_TAG_BASE:v$PREVIOUS_RELEASE=$LOCAL_OPERATOR_REPO@$previous"
+  "$MAKE" --no-print-directory olm-local DIR="$OLM_DIR" LOCAL_APISERVER_PORT="$APISERVER_PORT"
+  [ -d "$OLM_DIR/catalog" ] || die "make olm-local wrote no $OLM_DIR/catalog"
 }
 
 # start_olm runs OLM as its Deployments would (deploy/upstream/quickstart/olm.yaml of the module),
@@ -210,8 +190,7 @@ main() {
   step "local cluster (make local-up)" "$MAKE" --no-print-directory local-up
   export PATH=$K8S_BIN:$PATH # release-finalizers.sh's kubectl
   check_ports
-  step "operator images v$OLM_RELEASE (this tree) and v$PREVIOUS_RELEASE ($PREVIOUS_COMMIT)" push_images
-  step "local catalog" local_catalog
+  step "images and the local catalog (make olm-local)" local_catalog
   step "remove the operator make deploy-local deployed" remove_deployed_operator
   step "DevWorkspace and OLM CRDs" install_crds
   step "opm serve, olm and catalog operators" start_olm
