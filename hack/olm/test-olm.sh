@@ -38,7 +38,7 @@ lock_held_by_ancestor() {
   holders=$(awk -v ino="$ino" '$2 == "FLOCK" { n = split($6, a, ":"); if (a[n] == ino) print $5 }' /proc/locks)
   while [ "$p" -gt 1 ]; do
     if grep -qx "$p" <<<"$holders"; then return 0; fi
-    p=$(awk '{ print $4 }' "/proc/$p/stat")
+    p=$(awk '$1 == "PPid:" { print $2 }' "/proc/$p/status")
   done
   return 1
 }
