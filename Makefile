@@ -172,3 +172,5 @@ include hack/bench/bench.mk
 include hack/local-cluster/local.mk
 include hack/prometheus/prometheus.mk
 include hack/fuzz/fuzz.mk
+include hack/olm/bundle/bundle.mk
+include hack/olm/olm.mk

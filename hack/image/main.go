@@ -1,13 +1,16 @@
 // Command image builds a container image from Go packages without Docker: each package becomes a
 // static binary (CGO_ENABLED=0, -trimpath, -ldflags=-s), all of them go into one layer on an empty
 // base, and the image is pushed to a registry and/or written as a tarball that
-// `ctr images import` reads. With no --binary flags it builds the operator image, the same layout
-// as the Dockerfile: /manager (./cmd/main.go) and /mover (./cmd/mover), entrypoint /manager,
-// user 65532:65532.
+// `ctr images import` reads. With no --binary, --file or --dir flags it builds the operator image,
+// the same layout as the Dockerfile: /manager (./cmd/main.go) and /mover (./cmd/mover), entrypoint
+// /manager, user 65532:65532. --file adds a prebuilt program, --dir a directory tree (the OLM bundle
+// and catalog images, hack/olm/bundle/bundle.mk), --label and --cmd set the image config.
 //
 //	go run ./hack/image --push 127.0.0.1:5001/dwbackup/operator:dev --plain-http
 //	go run ./hack/image --binary /pause=./hack/local-cluster/pause --entrypoint /pause \
 //	    --user 65535:65535 --tarball pause.tar --tag 127.0.0.1:5001/dwbackup/pause:local
+//	go run ./hack/image --dir /manifests=bundle/manifests --dir /metadata=bundle/metadata \
+//	    --label operators.operatorframework.io.bundle.mediatype.v1=registry+v1 --push ...
 package main
 
 import (
@@ -18,6 +21,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -50,8 +54,33 @@ func (b binaries) Set(v string) error {
 	return nil
 }
 
+// pairs maps a path in the image to a local path (--file, --dir) or a label to its value.
+type pairs map[string]string
+
+func (p pairs) String() string { return fmt.Sprint(map[string]string(p)) }
+
+func (p pairs) Set(v string) error {
+	k, val, ok := strings.Cut(v, "=")
+	if !ok || k == "" || val == "" {
+		return fmt.Errorf("want KEY=VALUE, got %q", v)
+	}
+	p[k] = val
+	return nil
+}
+
+// list is a repeatable flag kept in order (--cmd).
+type list []string
+
+func (l *list) String() string     { return strings.Join(*l, " ") }
+func (l *list) Set(v string) error { *l = append(*l, v); return nil }
+
 type options struct {
 	bins       binaries
+	files      pairs // /PATH/IN/IMAGE -> a local program, added as it is (mode 0755)
+	dirs       pairs // /DIR/IN/IMAGE -> a local directory, added recursively
+	labels     pairs
+	cmd        list
+	writable   list // directories in the image any user may write below (opm's cache and its lock)
 	entrypoint string
 	user       string
 	goarch     string
@@ -63,9 +92,14 @@ type options struct {
 }
 
 func main() {
-	o := options{bins: binaries{}}
+	o := options{bins: binaries{}, files: pairs{}, dirs: pairs{}, labels: pairs{}}
 	flag.Var(o.bins, "binary",
 		"/PATH=./package to build into the image (repeatable; default: the operator's /manager and /mover)")
+	flag.Var(o.files, "file", "/PATH=local-program to add as it is, mode 0755 (repeatable)")
+	flag.Var(o.dirs, "dir", "/DIR=local-directory to add with everything below it (repeatable)")
+	flag.Var(o.labels, "label", "KEY=VALUE image label (repeatable)")
+	flag.Var(&o.cmd, "cmd", "an argument of the image's command, after the entrypoint (repeatable, in order)")
+	flag.Var(&o.writable, "writable", "/DIR of a --dir that any user may write into: modes 0777 and 0666 (repeatable)")
 	flag.StringVar(&o.entrypoint, "entrypoint", "", "the image entrypoint (default: /manager, or the only binary)")
 	flag.StringVar(&o.user, "user", "65532:65532", "the numeric UID:GID the image runs as")
 	flag.StringVar(&o.goarch, "goarch", runtime.GOARCH, "the target architecture (GOOS is always linux)")
@@ -83,7 +117,7 @@ func main() {
 }
 
 func run(ctx context.Context, o options) error {
-	if len(o.bins) == 0 {
+	if len(o.bins) == 0 && len(o.files) == 0 && len(o.dirs) == 0 {
 		o.bins = binaries{"/manager": "./cmd/main.go", "/mover": "./cmd/mover"}
 		if o.entrypoint == "" {
 			o.entrypoint = "/manager"
@@ -94,8 +128,11 @@ func run(ctx context.Context, o options) error {
 			o.entrypoint = dst
 		}
 	}
-	if _, ok := o.bins[o.entrypoint]; !ok {
-		return fmt.Errorf("--entrypoint %q is not one of the binaries", o.entrypoint)
+	_, isBin := o.bins[o.entrypoint]
+	_, isFile := o.files[o.entrypoint]
+	// An image of files only (an OLM bundle) has no entrypoint.
+	if !isBin && !isFile && (o.entrypoint != "" || len(o.bins) > 0) {
+		return fmt.Errorf("--entrypoint %q is not one of the binaries or files", o.entrypoint)
 	}
 	if o.push == "" && o.tarball == "" {
 		return errors.New("nothing to do: give --push REF and/or --tarball FILE")
@@ -117,6 +154,7 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
+	maps.Copy(files, o.files)
 	img, err := assemble(files, o)
 	if err != nil {
 		return err
@@ -174,7 +212,7 @@ func buildAll(ctx context.Context, o options, dir string) (map[string]string, er
 
 // assemble puts the files into one layer on an empty base, like the Dockerfile's FROM scratch.
 func assemble(files map[string]string, o options) (v1.Image, error) {
-	layerTar, err := tarOf(files)
+	layerTar, err := tarOf(files, o.dirs, o.writable...)
 	if err != nil {
 		return nil, err
 	}
@@ -198,33 +236,63 @@ func assemble(files map[string]string, o options) (v1.Image, error) {
 	cfg.OS = "linux"
 	cfg.Architecture = o.goarch
 	cfg.Created = v1.Time{Time: time.Unix(0, 0).UTC()}
-	cfg.Config.Entrypoint = []string{o.entrypoint}
+	cfg.Config.Entrypoint = nil
+	if o.entrypoint != "" {
+		cfg.Config.Entrypoint = []string{o.entrypoint}
+	}
+	cfg.Config.Cmd = o.cmd
+	if len(o.labels) > 0 {
+		cfg.Config.Labels = o.labels
+	}
 	cfg.Config.User = o.user
 	cfg.Config.WorkingDir = "/"
 	return mutate.ConfigFile(img, cfg)
 }
 
-// tarOf writes a deterministic tar: sorted entries, root-owned, fixed times, mode 0755.
-func tarOf(files map[string]string) ([]byte, error) {
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, dst := range sortedKeys(files) {
-		data, err := os.ReadFile(files[dst])
+// tarOf writes a deterministic tar: sorted entries, root-owned, fixed times; programs mode 0755,
+// the files of the directories 0644 below directories 0755, or 0666 and 0777 at or below a writable
+// directory (the image may run as any user, as OpenShift does).
+func tarOf(files, dirs map[string]string, writable ...string) ([]byte, error) {
+	entries := map[string]tarEntry{}
+	for dst, src := range files {
+		entries[strings.TrimPrefix(dst, "/")] = tarEntry{src: src, mode: 0o755}
+	}
+	for dst, src := range dirs {
+		err := filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			rel, err := filepath.Rel(src, p)
+			if err != nil {
+				return err
+			}
+			path := strings.TrimPrefix(filepath.ToSlash(filepath.Join(dst, rel)), "/")
+			open := slices.ContainsFunc(writable, func(w string) bool {
+				w = strings.Trim(w, "/")
+				return path == w || strings.HasPrefix(path, w+"/")
+			})
+			switch {
+			case d.IsDir() && open:
+				entries[path] = tarEntry{dir: true, mode: 0o777}
+			case d.IsDir():
+				entries[path] = tarEntry{dir: true, mode: 0o755}
+			case d.Type().IsRegular() && open:
+				entries[path] = tarEntry{src: p, mode: 0o666}
+			case d.Type().IsRegular():
+				entries[path] = tarEntry{src: p, mode: 0o644}
+			default:
+				return fmt.Errorf("%s: only directories and regular files go into the image", p)
+			}
+			return nil
+		})
 		if err != nil {
 			return nil, err
 		}
-		hdr := &tar.Header{
-			Name:     strings.TrimPrefix(dst, "/"),
-			Mode:     0o755,
-			Size:     int64(len(data)),
-			ModTime:  time.Unix(0, 0),
-			Typeflag: tar.TypeReg,
-			Format:   tar.FormatPAX,
-		}
-		if err := tw.WriteHeader(hdr); err != nil {
-			return nil, err
-		}
-		if _, err := tw.Write(data); err != nil {
+	}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, path := range sortedKeys(entries) {
+		if err := entries[path].write(tw, path); err != nil {
 			return nil, err
 		}
 	}
@@ -232,6 +300,30 @@ func tarOf(files map[string]string) ([]byte, error) {
 		return nil, err
 	}
 	return buf.Bytes(), nil
+}
+
+type tarEntry struct {
+	src  string
+	dir  bool
+	mode int64
+}
+
+func (e tarEntry) write(tw *tar.Writer, path string) error {
+	hdr := &tar.Header{Name: path, Mode: e.mode, ModTime: time.Unix(0, 0), Format: tar.FormatPAX}
+	if e.dir {
+		hdr.Typeflag, hdr.Name = tar.TypeDir, path+"/"
+		return tw.WriteHeader(hdr)
+	}
+	data, err := os.ReadFile(e.src)
+	if err != nil {
+		return err
+	}
+	hdr.Typeflag, hdr.Size = tar.TypeReg, int64(len(data))
+	if err := tw.WriteHeader(hdr); err != nil {
+		return err
+	}
+	_, err = tw.Write(data)
+	return err
 }
 
 func writeTarball(img v1.Image, tag, file string) error {

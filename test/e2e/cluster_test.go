@@ -1,4 +1,4 @@
-//go:build e2e
+//go:build e2e || olm
 
 package e2e
 
@@ -52,6 +52,17 @@ func envOr(name, def string) string {
 // operator that deploy.sh recorded in deploy/operator.env.
 func connect() *cluster {
 	GinkgoHelper()
+	c := connectCluster()
+	operator := readEnvFile(filepath.Join(c.stateDir, "deploy", "operator.env"))
+	c.operatorNamespace = operator["OPERATOR_NAMESPACE"]
+	c.operatorDeployments = strings.Fields(operator["OPERATOR_DEPLOYMENTS"])
+	Expect(c.operatorDeployments).NotTo(BeEmpty(), "the operator was not deployed: run make deploy-local")
+	return c
+}
+
+// connectCluster finds the cluster, its tools and registry, whoever installed the operator.
+func connectCluster() *cluster {
+	GinkgoHelper()
 	root := testenv.RepoRoot()
 	stateDir := envOr("LOCAL_CLUSTER_DIR", "/var/tmp/dwbackup-local-cluster")
 	k8sBin, err := testenv.K8sBinDir()
@@ -63,13 +74,9 @@ func connect() *cluster {
 		orasBin:    envOr("ORAS", filepath.Join(root, "bin", "oras")),
 		registry:   "127.0.0.1:" + envOr("REGISTRY_PORT", "5001"),
 	}
-	Expect(c.kubeconfig).To(BeARegularFile(), "no local cluster: run make test-e2e (or make local-up deploy-local)")
+	Expect(c.kubeconfig).To(BeARegularFile(), "no local cluster: run make local-up")
 	Expect(c.kubectlBin).To(BeARegularFile(), "no kubectl: run make local-up")
 	Expect(c.orasBin).To(BeARegularFile(), "no oras: run make oras")
-	operator := readEnvFile(filepath.Join(stateDir, "deploy", "operator.env"))
-	c.operatorNamespace = operator["OPERATOR_NAMESPACE"]
-	c.operatorDeployments = strings.Fields(operator["OPERATOR_DEPLOYMENTS"])
-	Expect(c.operatorDeployments).NotTo(BeEmpty(), "the operator was not deployed: run make deploy-local")
 
 	cfg, err := clientcmd.BuildConfigFromFlags("", c.kubeconfig)
 	Expect(err).NotTo(HaveOccurred())

@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -313,4 +314,17 @@ func createRestore(ctx SpecContext, w *workspace, name, backup string,
 	}
 	Expect(env.client.Create(ctx, r)).To(Succeed())
 	return r
+}
+
+// expectSlotOnce checks the backups of one slot, one Succeeded per workspace (waitForScheduled):
+// exactly one Job and one mover pod each ever created (from the recorder's watch), each artifact
+// resolving to its digest, and no backup of the policy for any other slot.
+func expectSlotOnce(ctx context.Context, policy string, slot map[string]backupv1alpha1.WorkspaceBackup) {
+	GinkgoHelper()
+	for key, b := range slot {
+		Expect(rec.JobsFor(b.UID)).To(HaveLen(1), "%s: exactly one Job", key)
+		Expect(rec.PodsFor(b.UID)).To(Equal(1), "%s: exactly one mover Pod", key)
+		Expect(env.resolve(ctx, b.Status.Artifact.Reference)).To(Equal(b.Status.Artifact.Digest), key)
+	}
+	Expect(fx.policyBackups(ctx, Default, policy)).To(HaveLen(len(slot)), "no backup for any other slot")
 }

@@ -1,4 +1,4 @@
-//go:build e2e
+//go:build e2e || olm
 
 package e2e
 
@@ -81,19 +81,6 @@ func waitMidSlot(ctx context.Context, policy string, slot time.Time, succeeded, 
 		g.Expect(phases[backupv1alpha1.BackupSucceeded]).To(BeNumerically(">=", succeeded))
 		g.Expect(phases[backupv1alpha1.BackupRunning]).To(BeNumerically(">=", 1))
 	}).WithTimeout(3 * time.Minute).WithPolling(200 * time.Millisecond).Should(Succeed())
-}
-
-// expectSlotOnce checks the backups of one slot, one Succeeded per workspace (waitForScheduled):
-// exactly one Job and one mover pod each ever created (from the recorder's watch), each artifact
-// resolving to its digest, and no backup of the policy for any other slot.
-func expectSlotOnce(ctx context.Context, policy string, slot map[string]backupv1alpha1.WorkspaceBackup) {
-	GinkgoHelper()
-	for key, b := range slot {
-		Expect(rec.JobsFor(b.UID)).To(HaveLen(1), "%s: exactly one Job", key)
-		Expect(rec.PodsFor(b.UID)).To(Equal(1), "%s: exactly one mover Pod", key)
-		Expect(env.resolve(ctx, b.Status.Artifact.Reference)).To(Equal(b.Status.Artifact.Digest), key)
-	}
-	Expect(fx.policyBackups(ctx, Default, policy)).To(HaveLen(len(slot)), "no backup for any other slot")
 }
 
 func slotEqual(slot time.Time) func(time.Time) bool {
