@@ -60,7 +60,7 @@ func sortObjects(objs []*unstructured.Unstructured) (bundleParts, error) {
 			p.bindings = append(p.bindings, u)
 		case "Namespace":
 			// OLM installs into the namespace of the OperatorGroup.
-		case "Service", "ConfigMap":
+		case "Service", "ConfigMap", "PodDisruptionBudget":
 			p.extra = append(p.extra, u)
 		default:
 			crs = append(crs, u)

@@ -155,6 +155,10 @@ func localizeCSV(in map[string]any, o localOptions) (map[string]any, error) {
 func localizeDeployment(d *appsv1.DeploymentSpec, o localOptions) error {
 	// One node, and the manager holds host ports: a surge pod could never be scheduled.
 	d.Strategy = appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType}
+	// and one replica: two on one node's host network would want the same ports (config/local runs
+	// its second replica as a Deployment of its own, with other ports).
+	one := int32(1)
+	d.Replicas = &one
 	pod := &d.Template.Spec
 	pod.HostNetwork = true
 	var manager *corev1.Container

@@ -26,8 +26,8 @@ var testLocal = localOptions{
 }
 
 // The local variant of every catalog bundle differs from the validated one only in what the
-// loopback-only cluster needs: host network, loopback API server and endpoints, Recreate, and
-// images from the local registry. Nothing else of the CSV, and no other object, changes.
+// loopback-only cluster needs: host network, loopback API server and endpoints, Recreate, one
+// replica, and images from the local registry. Nothing else of the CSV, and no other object, changes.
 func TestLocalVariantChangesOnlyLocalFields(t *testing.T) {
 	bundles, err := loadBundles(catalogPkg)
 	if err != nil {
@@ -50,7 +50,7 @@ func TestLocalVariantChangesOnlyLocalFields(t *testing.T) {
 				got := diffPaths("", obj.Object, local)
 				var want []string
 				if obj.GetKind() == "ClusterServiceVersion" {
-					want = wantLocalChanges(tagOf(b))
+					want = wantLocalChanges(tagOf(b), replicas(t, obj))
 				}
 				if !slices.Equal(got, want) {
 					t.Errorf("%s %s: the local variant changes\n  %s\nwant\n  %s", obj.GetKind(), obj.GetName(),
@@ -63,7 +63,23 @@ func TestLocalVariantChangesOnlyLocalFields(t *testing.T) {
 
 func tagOf(b catalogBundle) string { return "v" + b.version.String() }
 
-func wantLocalChanges(v string) []string {
+// replicas is the replica count of the CSV's manager Deployment.
+func replicas(t *testing.T, csv *unstructured.Unstructured) float64 {
+	t.Helper()
+	deployments, _, _ := unstructured.NestedSlice(csv.Object, "spec", "install", "spec", "deployments")
+	if len(deployments) != 1 {
+		t.Fatalf("%d deployments in the CSV, want 1", len(deployments))
+	}
+	n, found, err := unstructured.NestedFieldNoCopy(deployments[0].(map[string]any), "spec", "replicas")
+	if err != nil || !found {
+		t.Fatalf("the CSV's Deployment has no replicas (%v)", err)
+	}
+	return n.(float64) // decoded from JSON
+}
+
+// wantLocalChanges are the local variant's changes to the CSV of version v, whose Deployment has
+// the given replicas.
+func wantLocalChanges(v string, replicas float64) []string {
 	const dep = "spec.install.spec.deployments[name=devworkspace-backup-operator-controller-manager].spec"
 	const mgr = dep + ".template.spec.containers[name=manager]"
 	local := "127.0.0.1:5001/dwbackup/devworkspace-backup-operator:" + v
@@ -86,6 +102,9 @@ func wantLocalChanges(v string) []string {
 		mgr + ".livenessProbe.httpGet.port: 18081",
 		mgr + ".readinessProbe.httpGet.host: 127.0.0.1",
 		mgr + ".readinessProbe.httpGet.port: 18081",
+	}
+	if replicas != 1 {
+		want = append(want, dep+".replicas: 1")
 	}
 	slices.Sort(want)
 	return want
@@ -253,9 +272,9 @@ func TestLocalVariantMatchesConfigLocal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var want appsv1.Deployment
+	var want appsv1.Deployment // the first replica's (config/local runs a second with other ports)
 	for _, u := range objs {
-		if u.GetKind() == "Deployment" {
+		if u.GetKind() == "Deployment" && u.GetName() == "devworkspace-backup-operator-controller-manager" {
 			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &want); err != nil {
 				t.Fatal(err)
 			}
@@ -282,6 +301,9 @@ func TestLocalVariantMatchesConfigLocal(t *testing.T) {
 		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(spec, &got); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if *got.Replicas != *want.Spec.Replicas {
+		t.Errorf("replicas %d, config/local %d", *got.Replicas, *want.Spec.Replicas)
 	}
 	if got.Strategy.Type != want.Spec.Strategy.Type {
 		t.Errorf("strategy %q, config/local %q", got.Strategy.Type, want.Spec.Strategy.Type)
