@@ -4,7 +4,8 @@
 # functions opm's code uses) and containers_image_openpgp (a pure-Go signature library instead of
 # gpgme through cgo). CGO_ENABLED=0 makes a static binary, so the same opm also serves the catalog
 # image (hack/olm/bundle/images); what cgo would add is SQLite, which only opm's deprecated sqlite
-# catalogs use. Usage: build-opm.sh OUT
+# catalogs use. The settings are OLM_TOOLS_FLAGS of bundle.mk (shared compiled libraries). Usage:
+# build-opm.sh OUT
 set -euo pipefail
 out=$1
 here=$(cd "$(dirname "$0")" && pwd)

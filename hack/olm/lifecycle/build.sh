@@ -3,7 +3,9 @@
 # build when both exist. The version is this directory's go.mod requirement of
 # github.com/operator-framework/operator-lifecycle-manager (one source). Usage: build.sh OUTDIR
 # Both binaries come from ONE go build so the packages they share compile once; -s -w leaves out
-# debug information (smaller, faster to link); containers_image_openpgp avoids gpgme (cgo).
+# debug information (smaller, faster to link); containers_image_openpgp avoids gpgme (cgo). The
+# compile settings are OLM_TOOLS_FLAGS of hack/olm/bundle/bundle.mk: the libraries shared with opm
+# compile once.
 set -euo pipefail
 out=$1
 here=$(cd "$(dirname "$0")" && pwd)
@@ -14,7 +16,7 @@ echo "building OLM $("$here/version.sh") olm and catalog into $out (first time t
 tmp=$(mktemp -d "$out/.build.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 (cd "$here" && CGO_ENABLED=0 GOTOOLCHAIN=local go build -trimpath -ldflags '-s -w' \
-  -tags containers_image_openpgp -o "$tmp/" \
+  -tags 'json1 containers_image_openpgp' -o "$tmp/" \
   github.com/operator-framework/operator-lifecycle-manager/cmd/olm \
   github.com/operator-framework/operator-lifecycle-manager/cmd/catalog)
 mv "$tmp/olm" "$out/olm"
