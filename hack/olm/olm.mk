@@ -3,9 +3,9 @@
 # uninstalled through it on the local cluster (docs/olm-lifecycle.md). Included by the Makefile:
 #   include hack/olm/olm.mk
 
-OLM_VERSION := $(shell hack/olm/lifecycle/version.sh)
+OLM_VERSION := $(shell hack/module-version.sh hack/olm/lifecycle/go.mod github.com/operator-framework/operator-lifecycle-manager)
 ifeq ($(OLM_VERSION),)
-$(error cannot read the OLM version from hack/olm/lifecycle/go.mod (hack/olm/lifecycle/version.sh failed))
+$(error cannot read the OLM version from hack/olm/lifecycle/go.mod (hack/module-version.sh failed))
 endif
 OLM_BIN ?= $(LOCALBIN)/olm-$(OLM_VERSION)
 

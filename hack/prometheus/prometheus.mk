@@ -4,9 +4,9 @@
 # (docs/metrics.md). Included by the Makefile:
 #   include hack/prometheus/prometheus.mk
 
-PROMETHEUS_VERSION := $(shell hack/prometheus/version.sh)
+PROMETHEUS_VERSION := $(shell hack/module-version.sh hack/prometheus/go.mod github.com/prometheus/prometheus)
 ifeq ($(PROMETHEUS_VERSION),)
-$(error cannot read the Prometheus version from hack/prometheus/go.mod (hack/prometheus/version.sh failed))
+$(error cannot read the Prometheus version from hack/prometheus/go.mod (hack/module-version.sh failed))
 endif
 PROMETHEUS_BIN ?= $(LOCALBIN)/prometheus-$(PROMETHEUS_VERSION)
 PROMTOOL ?= $(PROMETHEUS_BIN)/promtool

@@ -13,6 +13,6 @@ if [ -x "$out" ]; then exit 0; fi
 mkdir -p "$(dirname "$out")"
 echo "building opm into $out (first time takes minutes)" >&2
 (cd "$here" && CGO_ENABLED=0 GOTOOLCHAIN=local go build -trimpath -tags 'json1 containers_image_openpgp' \
-  -ldflags "-X github.com/operator-framework/operator-registry/cmd/opm/version.opmVersion=$(./version.sh)" \
+  -ldflags "-X github.com/operator-framework/operator-registry/cmd/opm/version.opmVersion=$(../../module-version.sh go.mod github.com/operator-framework/operator-registry)" \
   -o "$out.tmp" github.com/operator-framework/operator-registry/cmd/opm)
 mv "$out.tmp" "$out"

@@ -3,9 +3,9 @@
 # not from the operator's go.mod. Included by the Makefile:
 #   include hack/olm/bundle/bundle.mk
 
-OPM_VERSION := $(shell hack/olm/bundle/version.sh)
+OPM_VERSION := $(shell hack/module-version.sh hack/olm/bundle/go.mod github.com/operator-framework/operator-registry)
 ifeq ($(OPM_VERSION),)
-$(error cannot read the operator-registry version from hack/olm/bundle/go.mod (hack/olm/bundle/version.sh failed))
+$(error cannot read the operator-registry version from hack/olm/bundle/go.mod (hack/module-version.sh failed))
 endif
 OPM ?= $(LOCALBIN)/opm-$(OPM_VERSION)
 OLM_GEN ?= $(LOCALBIN)/olm-bundle-gen

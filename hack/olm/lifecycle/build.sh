@@ -12,7 +12,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 if [ -x "$out/olm" ] && [ -x "$out/catalog" ]; then exit 0; fi
-echo "building OLM $("$here/version.sh") olm and catalog into $out (first time takes minutes)" >&2
+echo "building OLM $("$here/../../module-version.sh" "$here/go.mod" github.com/operator-framework/operator-lifecycle-manager) olm and catalog into $out (first time takes minutes)" >&2
 tmp=$(mktemp -d "$out/.build.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 (cd "$here" && CGO_ENABLED=0 GOTOOLCHAIN=local go build -trimpath -ldflags '-s -w' \
