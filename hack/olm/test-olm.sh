@@ -85,6 +85,19 @@ uninstall_leftovers() {
   kctl delete subscriptions.operators.coreos.com,clusterserviceversions.operators.coreos.com -A --all \
     --ignore-not-found --wait=false >/dev/null 2>&1 || true
   poll 60 no_operator_pods || log "warning: operator pods still present: $(operator_pods)"
+  remove_olm_roles
+}
+
+# remove_olm_roles: OLM aggregates roles for the operator's CRDs into the built-in admin, edit and
+# view (create, update, patch, delete for edit: more than config/rbac grants namespace users,
+# docs/olm-lifecycle.md). They outlive the uninstall (owned by the CRDs), so the next make test-e2e
+# on this cluster would see them: remove this run's.
+remove_olm_roles() {
+  local roles
+  roles=$(kctl get clusterroles -l olm.managed=true -o name |
+    grep -E '^clusterrole.rbac.authorization.k8s.io/([a-z]+\.backup\.dwbackup\.io-v1alpha1-|olm\.og\.dwbackup\.)' || true)
+  # shellcheck disable=SC2086 # one argument per role
+  [ -z "$roles" ] || kctl delete $roles --ignore-not-found >/dev/null
 }
 
 operator_pods() { kctl get pods -A -l "$OPERATOR_LABELS" -o name; }
