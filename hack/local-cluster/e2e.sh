@@ -16,17 +16,7 @@ E2E_TIMEOUT=${E2E_TIMEOUT:-40m}
 teardown() {
   local rc=$?
   trap - EXIT INT TERM
-  if [ "${KEEP_CLUSTER:-}" = 1 ]; then
-    log "KEEP_CLUSTER=1: the cluster stays up (export KUBECONFIG=$KUBECONFIG_ADMIN; make local-down)"
-  else
-    step "tear the cluster down" "$REPO_ROOT/hack/local-cluster/down.sh" || rc=1
-  fi
-  if [ "$rc" = 0 ]; then
-    log "test-e2e passed in $(since "$_t0")s"
-  else
-    log "test-e2e FAILED (exit $rc) after $(since "$_t0")s; suite log: $LOCAL_CLUSTER_DIR/logs/e2e.log"
-  fi
-  exit "$rc"
+  finish_run test-e2e "$rc" "suite log: $LOCAL_CLUSTER_DIR/logs/e2e.log"
 }
 
 run_suite() {

@@ -57,6 +57,24 @@ die() {
 }
 
 # step NAME CMD...: runs one step and logs how long it took.
+# finish_run NAME RC HINT: the end of a run on the local cluster (make test-e2e, make test-olm):
+# tears the cluster down unless KEEP_CLUSTER=1 (a failed tear-down fails the run), says how the
+# run ended, with HINT (where its logs are) when it failed, and exits with its status.
+finish_run() {
+  local name=$1 rc=$2 hint=$3
+  if [ "${KEEP_CLUSTER:-}" = 1 ]; then
+    log "KEEP_CLUSTER=1: the cluster stays up (export KUBECONFIG=$KUBECONFIG_ADMIN; make local-down)"
+  else
+    step "tear the cluster down" "$REPO_ROOT/hack/local-cluster/down.sh" || rc=1
+  fi
+  if [ "$rc" = 0 ]; then
+    log "$name passed in $(since "$_t0")s"
+  else
+    log "$name FAILED (exit $rc) after $(since "$_t0")s; $hint"
+  fi
+  exit "$rc"
+}
+
 step() {
   local name=$1 t
   shift

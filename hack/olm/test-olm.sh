@@ -110,17 +110,7 @@ teardown() {
     uninstall_leftovers
   fi
   stop_children
-  if [ "${KEEP_CLUSTER:-}" = 1 ]; then
-    log "KEEP_CLUSTER=1: the cluster stays up (export KUBECONFIG=$KUBECONFIG_ADMIN; make local-down)"
-  else
-    step "tear the cluster down" "$REPO_ROOT/hack/local-cluster/down.sh" || rc=1
-  fi
-  if [ "$rc" = 0 ]; then
-    log "test-olm passed in $(since "$_t0")s"
-  else
-    log "test-olm FAILED (exit $rc) after $(since "$_t0")s; logs: $LOGS/olm-suite.log, $LOGS/olm-*.log"
-  fi
-  exit "$rc"
+  finish_run test-olm "$rc" "logs: $LOGS/olm-suite.log, $LOGS/olm-*.log"
 }
 
 preflight() {
